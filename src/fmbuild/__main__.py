@@ -1,0 +1,3 @@
+from fmbuild.cli import main
+
+main()
