@@ -11,6 +11,10 @@ output goes to `evidence/<module>/out/` (ignored by git), the device to `cpu`, t
     run.figure(fig, "accuracy-vs-epsilon")         # PNG in the output folder
     run.finish()                                   # writes metrics.json
 
+In a notebook, call `kit.start()` with no argument: the runner starts the kernel in the module
+folder. `run.params` holds the module's `[params]` from `module.toml` (passed by the runner as
+FMBUILD_PARAMS, read from the file when run standalone).
+
 The runner sets FMBUILD_OUT, FMBUILD_DEVICE (cpu|cuda), FMBUILD_SEED and FMBUILD_SCALE
 (full|smoke: smoke asks for a seconds-long run that exercises every code path, used by the
 test suite; claims are only checked on full runs).
@@ -32,8 +36,8 @@ LOG_FILE = "log.jsonl"
 
 
 class Run:
-    def __init__(self, module_file: str | os.PathLike[str]) -> None:
-        module_dir = Path(module_file).resolve().parent
+    def __init__(self, module_file: str | os.PathLike[str] | None = None) -> None:
+        module_dir = Path(module_file).resolve().parent if module_file else Path.cwd().resolve()
         self.module_dir = module_dir
         self.out = Path(os.environ.get("FMBUILD_OUT") or module_dir / "out")
         self.out.mkdir(parents=True, exist_ok=True)
@@ -44,6 +48,7 @@ class Run:
         self.scale = os.environ.get("FMBUILD_SCALE", "full")
         if self.scale not in ("full", "smoke"):
             raise SystemExit(f"FMBUILD_SCALE must be full or smoke, not {self.scale!r}")
+        self.params: dict[str, Any] = _params(module_dir)
         self.metrics: dict[str, Any] = {}
         self._log = (self.out / LOG_FILE).open("a", encoding="utf-8")
         self._t0 = time.perf_counter()
@@ -62,6 +67,7 @@ class Run:
         """The torch device for this run; says in the log when the GPU is used."""
         import torch
 
+        _seed_torch(self.seed)
         if self.device == "cuda":
             if not torch.cuda.is_available():
                 raise SystemExit("FMBUILD_DEVICE=cuda but torch sees no CUDA device")
@@ -113,9 +119,29 @@ class Run:
         return path
 
 
-def start(module_file: str | os.PathLike[str]) -> Run:
-    """Begin a run of the module whose `run.py` is `module_file` (pass `__file__`)."""
+def start(module_file: str | os.PathLike[str] | None = None) -> Run:
+    """Begin a run of the module whose `run.py` is `module_file` (pass `__file__`; nothing in a notebook)."""
     return Run(module_file)
+
+
+def _params(module_dir: Path) -> dict[str, Any]:
+    text = os.environ.get("FMBUILD_PARAMS")
+    if text:
+        try:
+            value = json.loads(text)
+        except ValueError:
+            raise SystemExit("FMBUILD_PARAMS is not valid JSON") from None
+        return value if isinstance(value, dict) else {}
+    toml_path = module_dir / "module.toml"
+    if not toml_path.is_file():
+        return {}
+    import tomllib
+
+    try:
+        params = tomllib.loads(toml_path.read_text(encoding="utf-8")).get("params", {})
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SystemExit(f"module.toml: {exc}") from None
+    return params if isinstance(params, dict) else {}
 
 
 def seed_everything(seed: int) -> None:
@@ -127,19 +153,20 @@ def seed_everything(seed: int) -> None:
         np.random.seed(seed)
     except ImportError:
         pass
-    if "torch" in sys.modules or _importable("torch"):
-        import torch
-
-        torch.manual_seed(seed)
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        if torch.cuda.is_available():
-            torch.cuda.manual_seed_all(seed)
+    # torch is seeded when the module has imported it (import it before `kit.start`, or call
+    # `run.torch_device()`, which seeds it too): importing torch here would add seconds to every
+    # module that never uses it.
+    if "torch" in sys.modules:
+        _seed_torch(seed)
 
 
-def _importable(name: str) -> bool:
-    import importlib.util
+def _seed_torch(seed: int) -> None:
+    import torch
 
-    return importlib.util.find_spec(name) is not None
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
 
 
 def _jsonable(value: Any) -> Any:

@@ -78,6 +78,16 @@ class MetricRef:
 
 
 @dataclass(slots=True)
+class Hazard:
+    """Raw HTML in a note that would run in a reader's browser (outside code and comments)."""
+
+    kind: str  # 'script', 'iframe', 'event-handler', 'javascript-url'
+    text: str  # the offending snippet, shortened
+    line: int
+    column: int
+
+
+@dataclass(slots=True)
 class Note:
     path: str  # vault-relative, with '.md'
     frontmatter: dict[str, Any]
@@ -88,6 +98,7 @@ class Note:
     tags: list[Tag] = field(default_factory=list)
     links: list[Link] = field(default_factory=list)
     metric_refs: list[MetricRef] = field(default_factory=list)
+    hazards: list[Hazard] = field(default_factory=list)
     problems: list[Diagnostic] = field(default_factory=list)  # found while reading/parsing
     sha256: str = ""  # of the raw bytes
     size: int = 0
@@ -160,6 +171,9 @@ class Vault:
     problems: list[Diagnostic]  # files that could not become notes (unreadable, escaping, ...)
     config: Config | None  # None for a plain Obsidian vault without fmbuild.toml
     folders: set[str] = field(default_factory=set)
+    # Notes that exist but could not be parsed (too large, not UTF-8, unreadable): links to them
+    # resolve, their headings cannot be checked; `problems` says why each was skipped.
+    unparsed: set[str] = field(default_factory=set)
 
     def note(self, path: str) -> Note | None:
         return self.notes.get(path)

@@ -1,0 +1,183 @@
+"""Evidence rules: the evidence block and its claims, earned maturity, stale records, cited metrics.
+
+- `evidence-invalid`: a block that is not a mapping, has bad fields, or names a missing module.
+- `claim-invalid`: a claim the claim grammar cannot parse (`fmbuild.evidence.claims`).
+- `maturity-unearned`: `maturity: verified` without a passing, fresh record for every claim.
+- `evidence-stale` (warning): the committed record predates a change to its module.
+- `metric-unknown`: prose cites (`{{evidence:...}}`) a metric the record does not have.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterator
+
+from fmbuild.check.registry import CheckContext, rule
+from fmbuild.diagnostics import Diagnostic, error, warning
+from fmbuild.evidence.claims import MissingMetric, lookup
+from fmbuild.evidence.contract import EvidenceBlock, ModuleSpec, read_evidence_block, read_module
+from fmbuild.evidence.records import Record, evidence_state, is_fresh, load_record
+from fmbuild.vault.model import Note
+
+
+def _block(ctx: CheckContext, note: Note) -> EvidenceBlock | None:
+    assert ctx.config is not None
+    return read_evidence_block(note.frontmatter.get("evidence"), ctx.config.evidence.path)
+
+
+def _module(ctx: CheckContext, name: str) -> ModuleSpec:
+    cache = ctx.cache.setdefault("evidence.modules", {})
+    assert isinstance(cache, dict)
+    if name not in cache:
+        assert ctx.config is not None
+        cache[name] = read_module(ctx.config.evidence_root / name)
+    return cache[name]
+
+
+def _record(ctx: CheckContext, name: str) -> Record | None:
+    cache = ctx.cache.setdefault("evidence.records", {})
+    assert isinstance(cache, dict)
+    if name not in cache:
+        assert ctx.config is not None
+        cache[name] = load_record(ctx.config.evidence_root / name)
+    return cache[name]
+
+
+def _fresh(ctx: CheckContext, name: str, record: Record) -> bool:
+    cache = ctx.cache.setdefault("evidence.fresh", {})
+    assert isinstance(cache, dict)
+    if name not in cache:
+        assert ctx.config is not None
+        cache[name] = is_fresh(record, ctx.config.evidence_root / name)
+    return cache[name]
+
+
+def _claim_line(ctx: CheckContext, note: Note, metric: str) -> int:
+    """The line of a claim's key inside the evidence block (found in the text; else the block's line)."""
+    start = note.line_of("evidence")
+    try:
+        from fmbuild.vault.load import read_note_text
+
+        lines = read_note_text(ctx.vault, note.path).split("\n")
+    except (OSError, UnicodeDecodeError):
+        return start
+    key = re.compile(r"^\s+['\"]?" + re.escape(metric) + r"['\"]?\s*:")
+    for number in range(start, min(len(lines), note.body_line)):
+        if key.match(lines[number - 1]):
+            return number
+    return start
+
+
+@rule("evidence-block")
+def check_evidence_block(ctx: CheckContext) -> Iterator[Diagnostic]:
+    config = ctx.config
+    assert config is not None
+    for note in ctx.vault.notes.values():
+        if not ctx.wants(note.path) or "evidence" not in note.frontmatter:
+            continue
+        line = note.line_of("evidence")
+        value = note.frontmatter.get("evidence")
+        if value is None:
+            continue  # an empty field is the schema rules' business (field-missing / field-invalid)
+        block = _block(ctx, note)
+        if block is None:
+            yield error(note.path, line, 1, "evidence-invalid",
+                        f"evidence must be a mapping with module, device, timeout and claims (got {type(value).__name__})")
+            continue
+        for problem in block.errors:
+            yield error(note.path, line, 1, "evidence-invalid", problem)
+        for metric, problem in block.claim_errors:
+            yield error(note.path, _claim_line(ctx, note, metric), 1, "claim-invalid", f"claim on {metric}: {problem}")
+        if not block.name:
+            continue
+        spec = _module(ctx, block.name)
+        if not spec.path.is_dir():
+            yield error(note.path, line, 1, "evidence-invalid",
+                        f"{block.module}: no such module folder (create it, or fix the name)")
+            continue
+        for problem in spec.errors:
+            yield error(note.path, line, 1, "evidence-invalid", f"{block.module}: {problem}")
+        if block.device and spec.device and block.device != spec.device and "any" not in (block.device, spec.device):
+            yield warning(note.path, line, 1, "evidence-invalid",
+                          f"evidence.device is {block.device} but {block.module}/module.toml says {spec.device}")
+
+
+@rule("maturity-earned")
+def check_maturity(ctx: CheckContext) -> Iterator[Diagnostic]:
+    config = ctx.config
+    assert config is not None
+    for note in ctx.vault.notes.values():
+        if not ctx.wants(note.path) or note.maturity != "verified":
+            continue
+        line = note.line_of("maturity")
+        block = _block(ctx, note)
+        if block is None:
+            yield error(note.path, line, 1, "maturity-unearned",
+                        "maturity: verified needs an evidence block whose committed record passes; "
+                        "use 'reviewed' until then")
+            continue
+        if not block.claims and not block.claim_errors and not block.errors:
+            yield error(note.path, line, 1, "maturity-unearned",
+                        "maturity: verified, but the evidence block states no claims: say what the run must show")
+            continue
+        state, detail = evidence_state(config, note)
+        if state != "passing":
+            yield error(note.path, line, 1, "maturity-unearned",
+                        f"maturity: verified without a passing, fresh record ({state}: {detail}); use 'reviewed' until then")
+
+
+@rule("evidence-stale")
+def check_stale(ctx: CheckContext) -> Iterator[Diagnostic]:
+    for note in ctx.vault.notes.values():
+        if not ctx.wants(note.path):
+            continue
+        block = _block(ctx, note)
+        if block is None or not block.name or not _module(ctx, block.name).path.is_dir():
+            continue
+        record = _record(ctx, block.name)
+        if record is not None and not _fresh(ctx, block.name, record):
+            yield warning(note.path, note.line_of("evidence"), 1, "evidence-stale",
+                          f"{block.module} changed since its record of {record.date}; "
+                          f"re-run: fmbuild verify --record {block.module}")
+
+
+@rule("metric-refs")
+def check_metric_refs(ctx: CheckContext) -> Iterator[Diagnostic]:
+    config = ctx.config
+    assert config is not None
+    for note in ctx.vault.notes.values():
+        if not ctx.wants(note.path) or not note.metric_refs:
+            continue
+        own = _block(ctx, note)
+        for ref in note.metric_refs:
+            name = ref.module or (own.name if own is not None else "")
+            if not name:
+                yield error(note.path, ref.line, ref.column, "metric-unknown",
+                            f"{ref.raw}: this note has no evidence module; name one: {{{{evidence:<module>/{ref.metric}}}}}")
+                continue
+            if not (config.evidence_root / name).is_dir():
+                yield error(note.path, ref.line, ref.column, "metric-unknown",
+                            f"{ref.raw}: no evidence module named {name!r}")
+                continue
+            record = _record(ctx, name)
+            if record is None:
+                yield warning(note.path, ref.line, ref.column, "metric-unknown",
+                              f"{ref.raw}: {name} has no committed record yet (fmbuild verify --record {name})")
+                continue
+            try:
+                lookup(record.metrics, ref.metric)
+            except MissingMetric as exc:
+                known = ", ".join(sorted(_leaf_paths(record.metrics))[:8])
+                yield error(note.path, ref.line, ref.column, "metric-unknown",
+                            f"{ref.raw}: {exc.reason.replace('the run did not produce', 'the record of ' + name + ' has no')}"
+                            f" (it has: {known})")
+
+
+def _leaf_paths(metrics: object, prefix: str = "") -> list[str]:
+    if isinstance(metrics, dict):
+        found: list[str] = []
+        for key, value in metrics.items():
+            found += _leaf_paths(value, f"{prefix}{key}.")
+        return found
+    return [prefix.rstrip(".")]
+

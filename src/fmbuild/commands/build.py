@@ -1,0 +1,79 @@
+"""`fmbuild build [--strict] [--output DIR] [--verify]`: check, then write the website.
+
+Exit 0 when the site was written, 1 when check or MkDocs found problems that stop the build,
+2 on usage errors (a bad output folder, a configuration error).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from fmbuild.commands.common import EXIT_FINDINGS, EXIT_USAGE, fail_usage
+from fmbuild.config import ConfigError
+from fmbuild.diagnostics import render
+
+
+@click.command("build")
+@click.option("--strict", is_flag=True, help="Fail on warnings too (check's and MkDocs').")
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="Output folder (default: [site].output, site/).")
+@click.option("--vault", "vault_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Build this folder as the vault (any Obsidian vault; needs --output without fmbuild.toml).")
+@click.option("--verify", "fresh", is_flag=True,
+              help="Run `fmbuild verify --record` first, so the site shows fresh records.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only problems.")
+def command(strict: bool, output: Path | None, vault_dir: Path | None, fresh: bool, quiet: bool) -> None:
+    """Check the vault, convert it, and build the website with MkDocs and Material."""
+    from fmbuild.site.build import BuildError, BuildOptions, build_site
+    from fmbuild.vault import load as loading
+
+    try:
+        config, vault = loading.load_project(vault=vault_dir)
+    except ConfigError as exc:
+        fail_usage(str(exc))
+        return
+    if fresh:
+        if config is None:
+            fail_usage("--verify needs the project's fmbuild.toml (evidence modules live beside it)")
+        click.echo("running fmbuild verify --record ...", err=True)
+        done = subprocess.run([sys.executable, "-m", "fmbuild", "verify", "--record"], cwd=config.project_root)  # type: ignore[union-attr]
+        if done.returncode == EXIT_USAGE:
+            fail_usage("fmbuild verify could not run (see above); nothing was built")
+        config, vault = loading.load_project(vault=vault_dir)  # records changed: read again
+
+    say = (lambda _m: None) if quiet else (lambda m: click.echo(m, err=True))
+    try:
+        report = build_site(config, vault, BuildOptions(output=output, strict=strict), log=say)
+    except BuildError as exc:
+        if exc.diagnostics:
+            click.echo(render(exc.diagnostics, "text", prefix=_prefix(vault.root)), err=True)
+        click.echo(f"fmbuild: error: {exc}", err=True)
+        raise click.exceptions.Exit(exc.exit_code) from None
+
+    if report.diagnostics:
+        click.echo(render(report.diagnostics, "text", prefix=_prefix(vault.root)), err=True)
+    for message in report.mkdocs_warnings:
+        click.echo(f"mkdocs: warning: {message}", err=True)
+    for notice in report.notices:
+        click.echo(f"notice: {notice}", err=True)
+    t = report.timings
+    say(
+        f"built {report.pages} pages into {report.output} in {t.get('total', 0):.1f} s "
+        f"(check {t.get('check', 0):.1f} s, graph {t.get('graph', 0):.1f} s, "
+        f"convert {t.get('convert', 0):.1f} s, mkdocs {t.get('mkdocs', 0):.1f} s)"
+    )
+    if report.mkdocs_warnings and strict:
+        raise click.exceptions.Exit(EXIT_FINDINGS)
+
+
+def _prefix(vault_root: Path) -> str:
+    """Diagnostic paths relative to the current folder, as `fmbuild check` prints them."""
+    try:
+        rel = os.path.relpath(vault_root, Path.cwd()).replace(os.sep, "/")
+    except ValueError:
+        return vault_root.as_posix() + "/"
+    return "" if rel == "." else rel + "/"

@@ -1,0 +1,86 @@
+"""`fmbuild check [PATHS] [--vault DIR] [--format text|json|github]`: validate the vault.
+
+Exit 0 when no errors, 1 when there are errors, 2 on usage or configuration errors.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from fmbuild.commands.common import EXIT_FINDINGS, EXIT_OK, fail_usage
+from fmbuild.config import ConfigError
+from fmbuild.diagnostics import CODES, Severity, render
+
+
+def _select(paths: tuple[str, ...], vault_root: Path) -> set[str] | None:
+    """Vault-relative paths of the notes and files under the given PATHS (None: everything)."""
+    if not paths:
+        return None
+    selected: set[str] = set()
+    for raw in paths:
+        given = Path(raw)
+        if not given.exists() and not given.is_symlink():
+            fail_usage(f"{raw}: no such file or folder")
+        absolute = Path(os.path.abspath(given))
+        try:
+            rel = absolute.relative_to(vault_root)
+        except ValueError:
+            fail_usage(f"{raw}: not inside the vault ({vault_root})")
+        selected.add(rel.as_posix() if str(rel) != "." else "")
+    return selected
+
+
+def _wanted(selected: set[str], path: str) -> bool:
+    return any(not s or path == s or path.startswith(s + "/") for s in selected)
+
+
+@click.command("check")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
+@click.option("--vault", "vault_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Check this folder as the vault (any Obsidian vault; fmbuild.toml is optional).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text",
+              show_default=True, help="Output format.")
+@click.option("--no-cache", is_flag=True, help="Parse every note again (ignore .fmbuild/).")
+@click.option("--codes", "list_codes", is_flag=True, help="List every diagnostic code and exit.")
+def command(paths: tuple[str, ...], vault_dir: Path | None, fmt: str, no_cache: bool, list_codes: bool) -> None:
+    """Validate the vault: links, embeds, headings, blocks, frontmatter, tags, maturity, safety."""
+    if list_codes:
+        for code, meaning in CODES.items():
+            click.echo(f"{code:22} {meaning}")
+        return
+    from fmbuild.check import run_checks
+    from fmbuild.vault import load as loading
+
+    try:
+        config, vault = loading.load_project(vault=vault_dir, use_cache=not no_cache)
+    except ConfigError as exc:
+        fail_usage(str(exc))
+        return
+    selected = _select(paths, vault.root)
+    chosen = None
+    if selected is not None:
+        every = set(vault.notes) | vault.attachments | vault.unparsed | {d.path for d in vault.problems}
+        chosen = {p for p in every if _wanted(selected, p)}
+    diagnostics = run_checks(vault, config, selected=chosen)
+
+    prefix = ""
+    if fmt != "json":
+        try:
+            prefix = os.path.relpath(vault.root, Path.cwd()).replace(os.sep, "/") + "/"
+        except ValueError:  # another drive on Windows
+            prefix = vault.root.as_posix() + "/"
+        if prefix == "./":
+            prefix = ""
+    output = render(diagnostics, fmt, prefix=prefix)
+    if output:
+        click.echo(output)
+    errors = sum(1 for d in diagnostics if d.severity is Severity.ERROR)
+    warnings = sum(1 for d in diagnostics if d.severity is Severity.WARNING)
+    if fmt == "text":
+        summary = f"{len(vault.notes)} notes checked: {errors} error(s), {warnings} warning(s)"
+        click.echo(summary, err=True)
+    sys.exit(EXIT_FINDINGS if errors else EXIT_OK)

@@ -1,0 +1,104 @@
+"""`fmbuild verify [NOTES|MODULES]`: run evidence modules isolated and cached, check the claims.
+
+Exit 0 when nothing failed, errored or timed out (skips are fine); 1 otherwise; 2 on usage or
+configuration errors. Progress and one line per finished module go to stderr; the summary table
+(text) or the JSON document (`--format json`) to stdout; `--junit FILE` writes JUnit XML for CI.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from fmbuild.commands.common import EXIT_FINDINGS, EXIT_OK, fail_usage
+
+
+@click.command("verify")
+@click.argument("targets", nargs=-1)
+@click.option("--changed-since", "changed_since", metavar="REF",
+              help="Only modules a change since REF touched (module files, declared inputs, a note's evidence block).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="auto: CUDA when a GPU is present.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True, help="Modules run in parallel.")
+@click.option("--gpu-jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="GPU runs allowed to overlap on the one GPU.")
+@click.option("--no-cache", is_flag=True, help="Run every selected module even when a cached result matches.")
+@click.option("--record", is_flag=True, help="Write each passing module's record into evidence/<module>/record/.")
+@click.option("--scale", type=click.Choice(["full", "smoke"]), default="full", show_default=True,
+              help="smoke: a quick run that must produce every claimed metric; values are not judged.")
+@click.option("--isolation", type=click.Choice(["auto", "bubblewrap", "subprocess"]), default="auto",
+              show_default=True, help="auto: bubblewrap when it works here, else the weaker subprocess isolation.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), help="Also write JUnit XML here.")
+@click.option("--timeout", type=click.IntRange(min=1), help="Override every module's timeout (seconds).")
+@click.option("--seed", type=int, help="FMBUILD_SEED (default: [evidence].seed in fmbuild.toml).")
+def command(
+    targets: tuple[str, ...], changed_since: str | None, device: str, jobs: int, gpu_jobs: int, no_cache: bool,
+    record: bool, scale: str, isolation: str, fmt: str, junit: Path | None, timeout: int | None, seed: int | None,
+) -> None:
+    """Run evidence modules and check each note's claims against the measured metrics."""
+    from rich.console import Console
+
+    from fmbuild.config import ConfigError
+    from fmbuild.evidence import report
+    from fmbuild.evidence.devices import DeviceError, detect_gpu, host_device
+    from fmbuild.evidence.isolation import IsolationError, choose_executor, fallback_reason
+    from fmbuild.evidence.limits import MB, Limits
+    from fmbuild.evidence.runner import Runner, RunnerOptions
+    from fmbuild.evidence.selection import SelectionError, select
+    from fmbuild.vault import load as loading
+
+    if record and scale != "full":
+        fail_usage("--record needs --scale full (smoke runs leave no record)")
+    try:
+        config, vault = loading.load_project()
+    except ConfigError as exc:
+        fail_usage(str(exc))
+        return
+    if config is None:  # load_project without --vault always has a config; kept for type checkers
+        fail_usage("fmbuild verify needs fmbuild.toml")
+        return
+    try:
+        selected = select(list(targets), vault, config, changed_since=changed_since)
+    except SelectionError as exc:
+        fail_usage(str(exc))
+        return
+    gpu = detect_gpu()
+    try:
+        host = host_device(device, gpu)
+        executor = choose_executor(isolation)
+    except (DeviceError, IsolationError) as exc:
+        fail_usage(str(exc))
+        return
+
+    ev = config.evidence
+    limits = Limits(0, ev.memory_mb, ev.max_processes, ev.max_file_mb, ev.max_log_mb * MB)
+    runner = Runner(RunnerOptions(
+        project_root=config.project_root, state_dir=config.project_root / ".fmbuild" / "evidence",
+        executor=executor, gpu=gpu, host_device=host, device_choice=device, limits=limits,
+        default_timeout=ev.default_timeout, seed=ev.seed if seed is None else seed, scale=scale,
+        use_cache=not no_cache, record=record, timeout_override=timeout,
+    ))
+    isolation_text = executor.describe(limits)
+    err = Console(stderr=True, highlight=False)
+    out = Console(highlight=False, soft_wrap=False) if fmt == "text" else None
+    why = fallback_reason()
+    if executor.name != "bubblewrap":
+        err.print(f"[yellow]warning:[/] weaker isolation: {why or 'subprocess chosen'}; lacks {', '.join(executor.lacks())}")
+    if not selected:
+        err.print("No evidence modules selected.")
+    with report.LiveReport(err, len(selected)) as live:
+        results = runner.run_all(selected, parallel=jobs, gpu_parallel=gpu_jobs,
+                                 on_start=live.started, on_finish=live.finished)
+    if out is not None:
+        report.print_text(out, results, isolation_text)
+    else:
+        click.echo(report.to_json(results, isolation_text, host))
+    if junit is not None:
+        try:
+            report.write_junit(junit, results)
+        except OSError as exc:
+            fail_usage(f"--junit {junit}: {exc}")
+    sys.exit(EXIT_OK if all(r.ok for r in results) else EXIT_FINDINGS)

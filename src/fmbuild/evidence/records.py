@@ -1,0 +1,195 @@
+"""Committed evidence records: `evidence/<name>/record/` holds the module's latest passing run.
+
+Layout: `record.json` (the fields of `Record`), `metrics.json`, `log.txt` (capped) and
+`artifacts/` (the run's plots, JSON and the executed notebook, size-capped). The site, the
+Editions and `fmbuild check` read records through this module:
+
+    load_record(module_dir) -> Record | None
+    inputs_hash(module_dir, spec) -> str
+    is_fresh(record, module_dir) -> bool
+    evidence_state(config, note) -> ("none" | "passing" | "failing" | "stale", detail)
+
+A record is written into a fresh sibling folder and swapped in by renames, so a reader never
+sees half a record and a crash never leaves one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fmbuild.evidence.claims import check_claim
+from fmbuild.evidence.contract import read_evidence_block, read_module
+from fmbuild.evidence.fingerprint import inputs_hash
+
+if TYPE_CHECKING:
+    from fmbuild.config import Config
+    from fmbuild.vault.model import Note
+
+__all__ = ["Record", "load_record", "write_record", "inputs_hash", "is_fresh", "evidence_state", "RECORD_DIR"]
+
+RECORD_DIR = "record"
+RECORD_FILE = "record.json"
+MAX_ARTIFACT_BYTES = 5 * 1024 * 1024  # one file
+MAX_ARTIFACTS_TOTAL = 20 * 1024 * 1024  # all of a record's artifacts
+MAX_RECORD_LOG_BYTES = 256 * 1024
+
+
+@dataclass
+class Record:
+    module: str
+    status: str
+    inputs_hash: str
+    metrics: dict[str, Any]
+    claims: list[dict[str, Any]]  # {note, metric, expected, measured, ok, message}
+    duration_s: float
+    device: str
+    isolation: str
+    environment: dict[str, Any]  # {python, platform, packages{...}, ...}
+    seed: int
+    scale: str
+    date: str  # UTC ISO 8601
+    fmbuild: str
+    log_tail: str
+    artifacts: list[str]  # names relative to artifact_dir
+    artifact_dir: Path = field(default=Path("."), compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("artifact_dir")
+        return data
+
+
+_FIELDS = [f for f in Record.__dataclass_fields__ if f != "artifact_dir"]
+
+
+def load_record(module_dir: Path) -> Record | None:
+    """The committed record of a module, or None when there is none or it cannot be read."""
+    folder = Path(module_dir) / RECORD_DIR
+    try:
+        data = json.loads((folder / RECORD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or any(k not in data for k in _FIELDS):
+        return None
+    values = {k: data[k] for k in _FIELDS}
+    if not isinstance(values["metrics"], dict) or not isinstance(values["claims"], list):
+        return None
+    return Record(**values, artifact_dir=folder / "artifacts")
+
+
+def is_fresh(record: Record, module_dir: Path) -> bool:
+    """True while the module's inputs still hash to what the record was made from."""
+    return record.inputs_hash == inputs_hash(Path(module_dir), read_module(Path(module_dir)))
+
+
+def write_record(module_dir: Path, record: Record, out_dir: Path, log_text: str) -> Path:
+    """Write `record/` atomically from a finished run's output folder; returns the folder."""
+    module_dir = Path(module_dir)
+    staging = module_dir / f".record-{uuid.uuid4().hex[:8]}.tmp"
+    staging.mkdir()
+    try:
+        artifacts_dir = staging / "artifacts"
+        artifacts_dir.mkdir()
+        names = copy_artifacts(out_dir, artifacts_dir)
+        record.artifacts = names
+        (staging / "metrics.json").write_text(json.dumps(record.metrics, indent=2, sort_keys=True) + "\n")
+        (staging / "log.txt").write_text(_cap_text(log_text, MAX_RECORD_LOG_BYTES), encoding="utf-8")
+        (staging / RECORD_FILE).write_text(
+            json.dumps(record.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        target = module_dir / RECORD_DIR
+        old = module_dir / f".record-old-{uuid.uuid4().hex[:8]}"
+        if target.exists():
+            target.rename(old)
+        staging.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+        record.artifact_dir = target / "artifacts"
+        return target
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+SKIP_ARTIFACTS = {"metrics.json"}
+
+
+def copy_artifacts(out_dir: Path, dest: Path) -> list[str]:
+    """Copy the run's output files (no links, per-file and total size caps); return their names."""
+    names: list[str] = []
+    total = 0
+    for path in sorted(out_dir.rglob("*")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        rel = path.relative_to(out_dir).as_posix()
+        if rel in SKIP_ARTIFACTS:
+            continue
+        size = path.stat().st_size
+        if size > MAX_ARTIFACT_BYTES or total + size > MAX_ARTIFACTS_TOTAL:
+            continue
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        total += size
+        names.append(rel)
+    return names
+
+
+def _cap_text(text: str, limit: int) -> str:
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    half = limit // 2
+    head = data[:half].decode("utf-8", "ignore")
+    tail = data[-half:].decode("utf-8", "ignore")
+    return f"{head}\n[fmbuild: {len(data) - 2 * half} bytes cut]\n{tail}"
+
+
+def evidence_state(config: Config, note: Note) -> tuple[str, str]:
+    """Whether the note's evidence stands: ("none" | "passing" | "failing" | "stale", detail).
+
+    The note's *current* claims are checked against the record's measured metrics, so a claim
+    edited after the run is judged honestly without a re-run.
+    """
+    block = read_evidence_block(note.frontmatter.get("evidence"), config.evidence.path)
+    if block is None:
+        return "none", "the note has no evidence block"
+    if block.errors or block.claim_errors or not block.name:
+        return "none", "the evidence block is invalid"
+    module_dir = config.project_root / block.module
+    if not module_dir.is_dir():
+        return "none", f"module {block.module} does not exist"
+    record = load_record(module_dir)
+    if record is None:
+        return "none", f"{block.module} has no committed record (run: fmbuild verify --record {block.module})"
+    if record.status != "passed" or record.scale != "full":
+        return "failing", f"the record of {block.module} is {record.status} at {record.scale} scale"
+    unmet = [v for v in (check_claim(c, record.metrics) for c in block.claims) if not v.ok]
+    if unmet:
+        first = unmet[0]
+        more = f" (and {len(unmet) - 1} more)" if len(unmet) > 1 else ""
+        return "failing", f"claim {first.metric} {first.expected}: {first.message}{more}"
+    if not is_fresh(record, module_dir):
+        return "stale", f"{block.module} changed since its record of {record.date} (run: fmbuild verify --record {block.module})"
+    claims = len(block.claims)
+    return "passing", f"recorded {record.date}, {claims} claim{'s' if claims != 1 else ''} met"
+
+
+def sanitize_log(text: str, replacements: dict[str, str]) -> str:
+    """Replace absolute paths and secret values in a log before it is kept."""
+    for old, new in sorted(replacements.items(), key=lambda kv: -len(kv[0])):
+        if old:
+            text = text.replace(old, new)
+    return text
+
+
+def secret_values(environ: dict[str, str] | None = None) -> list[str]:
+    """Values of the runner's environment variables that look like secrets (for redaction)."""
+    environ = dict(os.environ if environ is None else environ)
+    hints = ("SECRET", "TOKEN", "PASSWORD", "PASSWD", "CREDENTIAL", "API_KEY", "ACCESS_KEY", "PRIVATE", "AUTH")
+    return [v for k, v in environ.items() if len(v) >= 6 and any(h in k.upper() for h in hints)]

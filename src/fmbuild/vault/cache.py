@@ -1,0 +1,276 @@
+"""The incremental parse cache under `.fmbuild/`: an unchanged file is not parsed again.
+
+The file is plain data only, never pickle: a header (magic, format version, a BLAKE2b digest
+of the payload) and a `marshal` payload of dicts, lists, tuples, strings and numbers. The
+digest is checked before the payload is decoded, so a truncated or corrupted file is discarded
+without being read; the payload names the fmbuild fingerprint (version plus a hash of the parser
+sources) and the vault it describes, and a cache made by another fmbuild or for another vault
+is discarded too. Every entry is rebuilt into model objects under a guard: anything of the
+wrong shape makes that entry a miss. A cache can cost a re-parse, never a wrong answer or a
+crash.
+
+An entry is keyed by vault-relative path and valid while (size, mtime_ns) are unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import marshal
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fmbuild import __version__
+from fmbuild.diagnostics import Diagnostic, Severity
+from fmbuild.vault.model import Block, Hazard, Heading, Link, LinkKind, MetricRef, Note, Tag
+
+CACHE_DIR = ".fmbuild"
+CACHE_FILE = "parse-cache.bin"
+MAGIC = b"FMBPARSE"
+FORMAT = 1
+_DIGEST = 32
+_MARSHAL_VERSION = 4
+
+_SOURCES = ("parse.py", "model.py", "cache.py")
+
+
+def fingerprint() -> str:
+    """fmbuild's version plus a hash of the code that shapes cached notes."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{__version__}/{FORMAT}".encode())
+    here = Path(__file__).parent
+    for name in _SOURCES:
+        try:
+            h.update((here / name).read_bytes())
+        except OSError:
+            h.update(name.encode())
+    return h.hexdigest()
+
+
+Entry = tuple[int, int, tuple[Any, ...]]  # (size, mtime_ns, encoded note)
+
+
+class ParseCache:
+    def __init__(self, path: Path, vault_root: Path) -> None:
+        self.path = path
+        self.vault_root = str(vault_root)
+        self.fingerprint = fingerprint()
+        self.entries: dict[str, Entry] = {}
+        self.dirty = False
+        self.discarded: str | None = None  # why an existing cache file was not used
+
+    @classmethod
+    def for_vault(cls, cache_root: Path, vault_root: Path) -> "ParseCache":
+        return cls(cache_root / CACHE_DIR / CACHE_FILE, vault_root)
+
+    # --- reading ------------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            self.discarded = f"unreadable: {exc.strerror}"
+            return
+        header = len(MAGIC) + 1 + _DIGEST
+        if len(data) < header or not data.startswith(MAGIC):
+            self.discarded = "not an fmbuild parse cache"
+            return
+        if data[len(MAGIC)] != FORMAT:
+            self.discarded = "another cache format"
+            return
+        digest = data[len(MAGIC) + 1 : header]
+        payload = data[header:]
+        if hashlib.blake2b(payload, digest_size=_DIGEST).digest() != digest:
+            self.discarded = "corrupt (digest mismatch)"
+            return
+        try:
+            content = marshal.loads(payload)
+        except (ValueError, EOFError, TypeError):
+            self.discarded = "corrupt (undecodable)"
+            return
+        if (
+            not isinstance(content, dict)
+            or content.get("fingerprint") != self.fingerprint
+            or content.get("vault") != self.vault_root
+            or not isinstance(content.get("entries"), dict)
+        ):
+            self.discarded = "made by another fmbuild or for another vault"
+            return
+        self.entries = content["entries"]
+
+    def get(self, path: str, size: int, mtime_ns: int) -> Note | None:
+        entry = self.entries.get(path)
+        if entry is None:
+            return None
+        try:
+            if entry[0] != size or entry[1] != mtime_ns:
+                return None
+            return decode_note(path, entry[2])
+        except (TypeError, ValueError, IndexError, KeyError, AttributeError):
+            del self.entries[path]  # wrong shape: never trusted, parsed again
+            self.dirty = True
+            return None
+
+    # --- writing ------------------------------------------------------------------------------------
+
+    def put(self, path: str, size: int, mtime_ns: int, encoded: tuple[Any, ...] | None) -> None:
+        if encoded is None:
+            if self.entries.pop(path, None) is not None:
+                self.dirty = True
+            return
+        self.entries[path] = (size, mtime_ns, encoded)
+        self.dirty = True
+
+    def retain(self, paths: set[str]) -> None:
+        """Forget entries for files that are gone."""
+        stale = [p for p in self.entries if p not in paths]
+        for p in stale:
+            del self.entries[p]
+        if stale:
+            self.dirty = True
+
+    def save(self) -> None:
+        """Write atomically; a cache that cannot be written is simply not written."""
+        if not self.dirty and self.discarded is None:
+            return
+        content = {"fingerprint": self.fingerprint, "vault": self.vault_root, "entries": self.entries}
+        try:
+            payload = marshal.dumps(content, _MARSHAL_VERSION)
+        except ValueError:
+            return
+        blob = MAGIC + bytes([FORMAT]) + hashlib.blake2b(payload, digest_size=_DIGEST).digest() + payload
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _write_ignore_file(self.path.parent)
+            fd, tmp = tempfile.mkstemp(prefix=".parse-cache-", dir=self.path.parent)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(blob)
+                os.replace(tmp, self.path)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+        except OSError:
+            return
+        self.dirty = False
+        self.discarded = None
+
+
+def _write_ignore_file(folder: Path) -> None:
+    ignore = folder / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# fmbuild's caches: safe to delete\n*\n", encoding="utf-8")
+
+
+# --- notes as plain data -----------------------------------------------------------------------------
+
+_SEVERITIES = {s.value: s for s in Severity}
+_KINDS = {k.value: k for k in LinkKind}
+
+
+class _Unencodable(Exception):
+    pass
+
+
+def encode_note(note: Note) -> tuple[Any, ...] | None:
+    """The note as plain tuples for the cache, or None when its frontmatter holds something
+    marshal cannot carry faithfully (then the note is simply parsed each time)."""
+    try:
+        frontmatter, dates = _encode_frontmatter(note.frontmatter)
+    except _Unencodable:
+        return None
+    return (
+        note.sha256,
+        note.size,
+        frontmatter,
+        dates,
+        note.field_lines,
+        note.body_line,
+        [(h.level, h.text, h.line) for h in note.headings],
+        [(b.id, b.line) for b in note.blocks],
+        [(t.name, t.line, t.column, t.inline) for t in note.tags],
+        [
+            (l.kind.value, l.target, l.heading, l.block, l.alias, l.line, l.column, l.raw, l.field, l.image)
+            for l in note.links
+        ],
+        [(m.module, m.metric, m.fmt, m.line, m.column, m.raw) for m in note.metric_refs],
+        [(h.kind, h.text, h.line, h.column) for h in note.hazards],
+        [(d.line, d.column, d.severity.value, d.code, d.message) for d in note.problems],
+    )
+
+
+def decode_note(path: str, data: tuple[Any, ...]) -> Note:
+    (sha256, size, frontmatter, dates, field_lines, body_line, headings, blocks, tags, links, refs, hazards, problems) = data
+    if not isinstance(frontmatter, dict) or not isinstance(field_lines, dict):
+        raise TypeError("frontmatter")
+    if dates:
+        frontmatter = _restore_dates(frontmatter, dates)
+    kinds = _KINDS
+    return Note(
+        path=path,
+        frontmatter=frontmatter,
+        field_lines=field_lines,
+        body_line=int(body_line),
+        headings=[Heading(*h) for h in headings],
+        blocks=[Block(*b) for b in blocks],
+        tags=[Tag(*t) for t in tags],
+        links=[Link(kinds[l[0]], *l[1:]) for l in links],
+        metric_refs=[MetricRef(*m) for m in refs],
+        hazards=[Hazard(*h) for h in hazards],
+        problems=[Diagnostic(path, p[0], p[1], _SEVERITIES[p[2]], p[3], p[4]) for p in problems],
+        sha256=str(sha256),
+        size=int(size),
+    )
+
+
+_PLAIN = (str, int, float, bool, type(None), bytes)
+
+
+def _encode_frontmatter(fm: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[tuple[Any, ...], str, str]]]:
+    """Dates become ISO strings, remembered by their key path so they can be put back."""
+    dates: list[tuple[tuple[Any, ...], str, str]] = []
+
+    def walk(value: Any, where: tuple[Any, ...]) -> Any:
+        if isinstance(value, _dt.datetime):
+            dates.append((where, "datetime", value.isoformat()))
+            return None
+        if isinstance(value, _dt.date):
+            dates.append((where, "date", value.isoformat()))
+            return None
+        if isinstance(value, _PLAIN):
+            return value
+        if isinstance(value, dict):
+            out = {}
+            for k, v in value.items():
+                if not isinstance(k, (str, int)) or isinstance(k, bool):
+                    raise _Unencodable
+                out[k] = walk(v, where + (k,))
+            return out
+        if isinstance(value, list):
+            return [walk(v, where + (i,)) for i, v in enumerate(value)]
+        raise _Unencodable  # sets, tuples (YAML !!pairs), ...: rare, parse each time
+
+    return walk(fm, ()), dates
+
+
+def _restore_dates(fm: dict[str, Any], dates: list[tuple[tuple[Any, ...], str, str]]) -> dict[str, Any]:
+    """A copy of `fm` with the dates put back. Containers on each date's path are copied so the
+    cached data itself stays plain (it is written back as it is)."""
+    top = dict(fm)
+    for where, kind, iso in dates:
+        value: Any = _dt.datetime.fromisoformat(iso) if kind == "datetime" else _dt.date.fromisoformat(iso)
+        holder: Any = top
+        for step in where[:-1]:
+            child = holder[step]
+            child = dict(child) if isinstance(child, dict) else list(child)
+            holder[step] = child
+            holder = child
+        holder[where[-1]] = value
+    return top

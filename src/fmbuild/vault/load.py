@@ -1,0 +1,321 @@
+"""Walk a vault folder, read every file safely, and build the `Vault` model.
+
+Bad input never stops the walk: a symlink out of the vault, a file over the size limit, bytes
+that are not UTF-8 and an unreadable file or folder each become one diagnostic on that file
+(`Vault.problems`), and loading goes on with the rest. Dot-folders (`.obsidian`, `.fmbuild`,
+`.git`) and the templates folder hold no notes.
+
+Unchanged notes come from the parse cache; a cold load of a large vault parses in parallel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from fmbuild.config import DEFAULT_MAX_FILE_BYTES, Config, ConfigError, find_config, load_config
+from fmbuild.diagnostics import Diagnostic, error
+from fmbuild.vault.cache import ParseCache, decode_note, encode_note
+from fmbuild.vault.model import Note, Vault
+from fmbuild.vault.parse import parse_note
+
+NOTE_SUFFIX = ".md"
+# Below this many notes to parse, worker processes cost more than they save.
+PARALLEL_THRESHOLD = 400
+
+
+@dataclass(slots=True)
+class _File:
+    path: str  # vault-relative, POSIX
+    abspath: str
+    size: int
+    mtime_ns: int
+
+
+# --- finding the project -------------------------------------------------------------------------------
+
+
+def load_project(
+    start: Path | None = None, vault: Path | None = None, *, use_cache: bool = True
+) -> tuple[Config | None, Vault]:
+    """The configuration and the loaded vault.
+
+    Without `vault`: `fmbuild.toml` is looked for from `start` (default: the current folder)
+    upwards, and its vault is loaded. With `vault`: that folder is the vault; the configuration
+    applies only when an `fmbuild.toml` above it names this very folder as its vault, otherwise
+    the folder is checked as a plain Obsidian vault. Raises `ConfigError` on configuration
+    errors and when there is nothing to load.
+    """
+    if vault is not None:
+        root = Path(vault)
+        if not root.exists():
+            raise ConfigError(f"--vault {vault}: no such folder")
+        if not root.is_dir():
+            raise ConfigError(f"--vault {vault}: not a folder")
+        root = root.resolve()
+        config: Config | None = None
+        config_path = find_config(root)
+        if config_path is not None:
+            candidate = load_config(config_path)
+            if candidate.vault_path == root:
+                config = candidate
+        return config, load_vault(root, config, use_cache=use_cache)
+    config_path = find_config(start or Path.cwd())
+    if config_path is None:
+        raise ConfigError(
+            "no fmbuild.toml here or in any parent folder: run inside the project, "
+            "or pass --vault DIR to check any Obsidian vault"
+        )
+    config = load_config(config_path)
+    if not config.vault_path.is_dir():
+        raise ConfigError(f"{config_path.name}: [vault].path: {config.vault_path} is not a folder")
+    return config, load_vault(config.vault_path, config, use_cache=use_cache)
+
+
+# --- loading ------------------------------------------------------------------------------------------
+
+
+def load_vault(root: Path, config: Config | None, *, use_cache: bool = True) -> Vault:
+    root = Path(root).resolve()
+    max_bytes = config.max_file_bytes if config is not None else DEFAULT_MAX_FILE_BYTES
+    templates = config.templates if config is not None else _obsidian_templates_folder(root)
+    walker = _Walker(root, templates, max_bytes)
+    walker.walk()
+
+    cache: ParseCache | None = None
+    if use_cache:
+        cache = ParseCache.for_vault(config.project_root if config is not None else root, root)
+        cache.load()
+
+    notes: dict[str, Note] = {}
+    problems = list(walker.problems)
+    unparsed = set(walker.unparsed)
+    to_parse: list[_File] = []
+    for f in walker.notes:
+        note = cache.get(f.path, f.size, f.mtime_ns) if cache is not None else None
+        if note is not None:
+            notes[f.path] = note
+        else:
+            to_parse.append(f)
+
+    for f, outcome in _parse_all(to_parse):
+        if isinstance(outcome, Diagnostic):
+            problems.append(outcome)
+            unparsed.add(f.path)
+            if cache is not None:
+                cache.put(f.path, f.size, f.mtime_ns, None)
+            continue
+        note, encoded = outcome
+        notes[f.path] = note
+        if cache is not None:
+            cache.put(f.path, f.size, f.mtime_ns, encoded)
+
+    if cache is not None:
+        cache.retain({f.path for f in walker.notes})
+        cache.save()
+
+    return Vault(
+        root=root,
+        notes={path: notes[path] for path in sorted(notes)},
+        attachments=walker.attachments,
+        problems=problems,
+        config=config,
+        folders=walker.folders,
+        unparsed=unparsed,
+    )
+
+
+def read_note_text(vault: Vault, path: str) -> str:
+    """The text of a note (for stages that render it), decoded as the parser decoded it."""
+    data = (vault.root / path).read_bytes()
+    text = data.decode("utf-8-sig")
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+# --- reading and parsing one file ---------------------------------------------------------------------
+
+_Outcome = Diagnostic | tuple[Note, Any]
+
+
+def _read_and_parse(path: str, abspath: str) -> Diagnostic | tuple[Note, Any]:
+    try:
+        with open(abspath, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        return error(path, 0, 0, "file-unreadable", f"cannot read this file: {exc.strerror or exc}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return _encoding_problem(path, data, exc)
+    note = parse_note(path, text, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    return note, encode_note(note)
+
+
+def _encoding_problem(path: str, data: bytes, exc: UnicodeDecodeError) -> Diagnostic:
+    line_start = data.rfind(b"\n", 0, exc.start) + 1
+    line = data.count(b"\n", 0, exc.start) + 1
+    column = len(data[line_start : exc.start].decode("utf-8", errors="replace")) + 1
+    byte = data[exc.start]
+    return error(
+        path, line, column, "encoding",
+        f"not valid UTF-8 (byte 0x{byte:02x} at offset {exc.start}): re-save the file as UTF-8",
+    )
+
+
+def _parse_chunk(items: list[tuple[str, str]]) -> list[tuple[str, Any]]:
+    """Worker: parse files and hand back plain data (the cache encoding), cheap to transfer."""
+    out: list[tuple[str, Any]] = []
+    for path, abspath in items:
+        outcome = _read_and_parse(path, abspath)
+        if isinstance(outcome, Diagnostic):
+            out.append((path, ("problem", outcome.line, outcome.column, outcome.code, outcome.message)))
+        else:
+            note, encoded = outcome
+            out.append((path, ("note", encoded) if encoded is not None else ("raw", note)))
+    return out
+
+
+def _parse_all(files: list[_File]) -> Iterable[tuple[_File, _Outcome]]:
+    workers = _worker_count(len(files))
+    if workers <= 1:
+        for f in files:
+            yield f, _read_and_parse(f.path, f.abspath)
+        return
+    by_path = {f.path: f for f in files}
+    chunk = max(50, len(files) // (workers * 4))
+    batches = [[(f.path, f.abspath) for f in files[i : i + chunk]] for i in range(0, len(files), chunk)]
+    try:
+        import multiprocessing
+
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            results = list(pool.map(_parse_chunk, batches))
+    except (OSError, RuntimeError, ValueError):
+        # No processes to be had (sandbox, limits): parse here instead.
+        for f in files:
+            yield f, _read_and_parse(f.path, f.abspath)
+        return
+    for batch in results:
+        for path, payload in batch:
+            f = by_path[path]
+            if payload[0] == "problem":
+                _, line, column, code, message = payload
+                yield f, error(path, line, column, code, message)
+            elif payload[0] == "note":
+                yield f, (decode_note(path, payload[1]), payload[1])
+            else:
+                yield f, (payload[1], None)
+
+
+def _worker_count(n_files: int) -> int:
+    if n_files < PARALLEL_THRESHOLD or os.name != "posix":
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8))
+
+
+# --- walking --------------------------------------------------------------------------------------------
+
+
+def _obsidian_templates_folder(root: Path) -> str:
+    """The templates folder an Obsidian vault declares in `.obsidian/templates.json`."""
+    try:
+        data = json.loads((root / ".obsidian" / "templates.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "templates"
+    folder = data.get("folder") if isinstance(data, dict) else None
+    return folder.strip("/") if isinstance(folder, str) and folder.strip("/") else "templates"
+
+
+class _Walker:
+    def __init__(self, root: Path, templates: str, max_bytes: int) -> None:
+        self.root = root
+        self.root_real = os.path.realpath(root)
+        self.templates = templates.strip("/").lower()
+        self.max_bytes = max_bytes
+        self.notes: list[_File] = []
+        self.attachments: set[str] = set()
+        self.folders: set[str] = set()
+        self.problems: list[Diagnostic] = []
+        self.unparsed: set[str] = set()
+
+    def walk(self) -> None:
+        self._walk_dir(str(self.root), "")
+        self.notes.sort(key=lambda f: f.path)
+
+    def _inside(self, real: str) -> bool:
+        return real == self.root_real or real.startswith(self.root_real + os.sep)
+
+    def _walk_dir(self, abspath: str, rel: str) -> None:
+        try:
+            with os.scandir(abspath) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            self.problems.append(
+                error(rel or ".", 0, 0, "file-unreadable", f"cannot read this folder: {exc.strerror or exc}")
+            )
+            return
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                continue  # .obsidian, .fmbuild, .git, .trash: not notes
+            path = f"{rel}/{name}" if rel else name
+            if not rel and name.lower() == self.templates:
+                continue
+            try:
+                if entry.is_symlink():
+                    if not self._symlink(entry, path):
+                        continue
+                if entry.is_dir():
+                    if entry.is_symlink():
+                        continue  # a link to a folder inside the vault: its notes are walked already
+                    self.folders.add(path)
+                    self._walk_dir(entry.path, path)
+                    continue
+                if not entry.is_file():
+                    continue  # sockets, fifos, devices
+                st = entry.stat()
+            except OSError as exc:
+                self.problems.append(error(path, 0, 0, "file-unreadable", f"cannot read this file: {exc.strerror or exc}"))
+                self._note_or_attachment_unparsed(path)
+                continue
+            if st.st_size > self.max_bytes:
+                self.problems.append(
+                    error(path, 0, 0, "file-too-large",
+                          f"{st.st_size:,} bytes is over the limit of {self.max_bytes:,} "
+                          "([vault].max_file_bytes): split the note or shrink the file")
+                )
+                self._note_or_attachment_unparsed(path)
+                continue
+            if name.endswith(".md"):
+                self.notes.append(_File(path, entry.path, st.st_size, st.st_mtime_ns))
+            else:
+                self.attachments.add(path)
+
+    def _note_or_attachment_unparsed(self, path: str) -> None:
+        if path.endswith(".md"):
+            self.unparsed.add(path)
+        else:
+            self.attachments.add(path)
+
+    def _symlink(self, entry: os.DirEntry[str], path: str) -> bool:
+        """Whether a symlink may be followed; reports one that leaves the vault or dangles."""
+        real = os.path.realpath(entry.path)
+        if not self._inside(real):
+            self.problems.append(
+                error(path, 0, 0, "path-escape",
+                      "symlink points outside the vault; it is not read: copy the file into the vault instead")
+            )
+            return False
+        if not os.path.exists(real):
+            self.problems.append(error(path, 0, 0, "file-unreadable", "broken symlink: its target does not exist"))
+            return False
+        return True

@@ -1,0 +1,240 @@
+"""The built site in a real browser: Debian's Chromium, headless, driven by Playwright.
+
+The fixture project is built once, served from a local http.server on 127.0.0.1, and every
+request the browser makes to any other host is blocked and recorded (the site must make none).
+Screenshots land in test-artifacts/site/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import unquote, urldefrag, urljoin, urlsplit
+
+import pytest
+
+from browser.sitekit import build, copy_fixture, serve
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "site"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is absent (Debian package chromium)"),
+]
+
+
+@pytest.fixture(scope="module")
+def site_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = copy_fixture(tmp_path_factory.mktemp("site") / "project")
+    report = build(root, strict=True)
+    assert report.mkdocs_warnings == []
+    with serve(report.output) as url:  # type: ignore[arg-type]
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+class Watch:
+    """One browser page with its console errors, page errors, dialogs and outside requests."""
+
+    def __init__(self, browser: object, base: str) -> None:
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.outside: list[str] = []
+        self.dialogs: list[str] = []
+        host = urlsplit(base).netloc
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+
+        def guard(route: object) -> None:
+            url = route.request.url  # type: ignore[attr-defined]
+            parts = urlsplit(url)
+            if parts.scheme in ("data", "blob", "about") or parts.netloc == host:
+                route.continue_()  # type: ignore[attr-defined]
+            else:
+                self.outside.append(url)
+                route.abort()  # type: ignore[attr-defined]
+
+        self.context.route("**/*", guard)
+
+    def shot(self, name: str) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+    def close(self) -> None:
+        self.context.close()
+
+    def assert_clean(self) -> None:
+        assert self.outside == [], f"requests left the site: {self.outside}"
+        assert self.errors == [], f"console errors: {self.errors}"
+        assert self.dialogs == [], f"a dialog opened (script ran?): {self.dialogs}"
+
+
+@pytest.fixture
+def watch(browser: object, site_url: str) -> Iterator[Watch]:
+    w = Watch(browser, site_url)
+    try:
+        yield w
+    finally:
+        w.close()
+
+
+def test_home_dashboard(watch: Watch, site_url: str) -> None:
+    page = watch.page
+    page.goto(site_url)
+    assert "Site Test Manual" in page.title()
+    cards = page.locator(".fm-card")
+    assert cards.count() == 4
+    assert "Evidence passing" in page.locator(".fm-cards").inner_text()
+    assert page.locator("h2#notes-by-type").count() == 1
+    # the version selector lists the living manual and the Edition (versions.json, mike's format)
+    page.wait_for_selector(".md-version__link", state="attached")
+    titles = page.locator(".md-version__link").all_inner_texts()
+    assert titles == ["Living manual", "Edition 2026.1"]
+    watch.shot("home")
+    watch.assert_clean()
+
+
+def test_technique_page_evidence_panel(watch: Watch, site_url: str) -> None:
+    page = watch.page
+    page.goto(urljoin(site_url, "techniques/evasion/"))
+    panel = page.locator(".fm-evidence")
+    assert panel.count() == 1
+    text = panel.inner_text()
+    assert "passed" in text
+    assert "0.9733" in text and "0.1187" in text  # measured values from the record
+    assert ">= 0.9" in text and "<= 0.3" in text  # expected values from the note
+    assert "bubblewrap" in text and "12.3 s" in text and "cpu" in text
+    # prose numbers come from the record, with the author's format
+    metrics = page.locator(".fm-metric").all_inner_texts()
+    assert metrics[:2] == ["97.3%", "0.1187"]
+    # the log's <script> line is shown as text and never runs
+    page.locator(".fm-log summary").click()
+    assert '<script>alert("log")</script>' in page.locator(".fm-log pre").inner_text()
+    assert page.locator(".fm-evidence img").count() == 1
+    assert page.locator(".fm-evidence img").evaluate("img => img.naturalWidth") > 0
+    watch.shot("technique")
+    watch.assert_clean()
+
+
+def test_graph_renders_nodes(watch: Watch, site_url: str) -> None:
+    page = watch.page
+    page.goto(urljoin(site_url, "graph/"))
+    page.wait_for_selector("#fm-graph-canvas[data-ready='true']", timeout=20_000)
+    nodes = page.evaluate("window.fmGraph.nodes().length")
+    edges = page.evaluate("window.fmGraph.edges().length")
+    assert nodes >= 5 and edges >= 3
+    assert page.locator("#fm-graph-canvas canvas").count() > 0
+    # filtering by type hides the technique nodes
+    before = int(page.get_attribute("#fm-graph-canvas", "data-rendered-nodes") or 0)
+    page.locator(".fm-graph__filter input[value='technique']").uncheck()
+    after = int(page.get_attribute("#fm-graph-canvas", "data-rendered-nodes") or 0)
+    assert after < before
+    watch.shot("graph")
+    watch.assert_clean()
+
+
+def test_graph_click_opens_note(watch: Watch, site_url: str) -> None:
+    page = watch.page
+    page.goto(urljoin(site_url, "graph/?focus=techniques%2Fevasion.md"))
+    page.wait_for_selector("#fm-graph-canvas[data-ready='true']", timeout=20_000)
+    # a real mouse click where Cytoscape drew the node
+    x, y = page.evaluate(
+        """() => { const n = window.fmGraph.getElementById('techniques/evasion.md');
+                   const box = document.getElementById('fm-graph-canvas').getBoundingClientRect();
+                   const p = n.renderedPosition(); return [box.left + p.x, box.top + p.y]; }"""
+    )
+    with page.expect_navigation(timeout=10_000):
+        page.mouse.click(x, y)
+    assert page.url.rstrip("/").endswith("techniques/evasion")
+    watch.assert_clean()
+
+
+def test_search_finds_a_known_note(watch: Watch, site_url: str) -> None:
+    page = watch.page
+    page.goto(site_url)
+    page.locator("label.md-search__icon, .md-header__button[for='__search']").first.click()
+    page.locator("input.md-search__input").fill("adversarial training")
+    result = page.locator(".md-search-result__item a").first
+    result.wait_for(timeout=20_000)
+    hrefs = page.locator(".md-search-result__item a").evaluate_all("els => els.map(e => e.href)")
+    assert any("patterns/adversarial-training" in h for h in hrefs)
+    watch.shot("search")
+    watch.assert_clean()
+
+
+def test_edition_banner_links_back(watch: Watch, site_url: str) -> None:
+    page = watch.page
+    page.goto(urljoin(site_url, "editions/2026.1/"))
+    banner = page.locator("#fm-edition-banner")
+    assert "Edition 2026.1, frozen on 2026-02-02" in banner.inner_text()
+    with page.expect_navigation():
+        banner.locator("a").click()
+    assert page.url == site_url
+    page.goto(urljoin(site_url, "editions/"))
+    text = page.locator("article").inner_text()
+    assert "Edition 2026.1" in text
+    page.locator(".fm-changelog summary").click()
+    assert '<script>alert("changelog")</script>' in page.locator(".fm-changelog").inner_text()
+    watch.assert_clean()
+
+
+def test_crawl_every_internal_link_and_anchor(watch: Watch, site_url: str) -> None:
+    """Visit every page reachable from the home page; every internal link must load and every
+    #anchor must exist on its target page."""
+    page = watch.page
+    todo = [site_url]
+    seen: set[str] = set()
+    ids: dict[str, set[str]] = {}
+    links: list[tuple[str, str]] = []  # (from page, to url)
+    while todo:
+        url = todo.pop()
+        if url in seen:
+            continue
+        seen.add(url)
+        response = page.goto(url)
+        assert response is not None and response.status == 200, f"{url}: {response and response.status}"
+        if "text/html" not in (response.headers.get("content-type") or ""):
+            continue
+        ids[url] = set(page.evaluate("Array.from(document.querySelectorAll('[id]'), e => e.id)"))
+        ids[url] |= set(page.evaluate("Array.from(document.querySelectorAll('a[name]'), e => e.name)"))
+        for href in page.evaluate("Array.from(document.querySelectorAll('a[href]'), a => a.href)"):
+            if not href.startswith(site_url):
+                continue
+            links.append((url, href))
+            target, _fragment = urldefrag(href)
+            target = target.split("?")[0]
+            if target not in seen:
+                todo.append(target)
+    assert len(seen) >= 15
+    broken = []
+    for source, href in links:
+        target, fragment = urldefrag(href)
+        target = target.split("?")[0]
+        if fragment and target in ids and unquote(fragment) not in ids[target]:
+            broken.append(f"{source} -> {href}")
+    assert broken == []
+    watch.assert_clean()

@@ -1,0 +1,167 @@
+"""Hostile modules (tests/hostile/) against both executors: each ends in a clear status within its
+bound, leaves nothing running, and the runner stays healthy afterwards."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from fmbuild.evidence.isolation import BubblewrapExecutor, SubprocessExecutor, bwrap_usable, cgroups_available
+from test_evidence_support import add_hostile, make_project, run_modules
+
+SECRET = "s3cr3t-" + uuid.uuid4().hex
+
+needs_bwrap = pytest.mark.skipif(not bwrap_usable()[0], reason=f"bubblewrap unusable here: {bwrap_usable()[1]}")
+needs_cgroup = pytest.mark.skipif(not cgroups_available(), reason="no writable pids cgroup on this host")
+
+EXECUTORS = [
+    pytest.param(BubblewrapExecutor, id="bubblewrap", marks=needs_bwrap),
+    pytest.param(SubprocessExecutor, id="subprocess"),
+]
+
+
+def processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture()
+def project(tmp_path: Path) -> Path:
+    return make_project(tmp_path)
+
+
+def run_one(project: Path, name: str, executor_cls: type, **options) -> object:
+    start = time.monotonic()
+    result = run_modules(project, name, executor=executor_cls(), use_cache=False, **options)[name]
+    result.wall = time.monotonic() - start  # type: ignore[attr-defined]
+    return result
+
+
+@pytest.mark.parametrize("executor_cls", EXECUTORS)
+def test_secrets_of_the_parent_stay_out(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        executor_cls: type) -> None:
+    home = tmp_path / "home"
+    (home / ".aws").mkdir(parents=True)
+    (home / ".aws" / "credentials").write_text(f"aws_secret_access_key = {SECRET}\n")
+    (project / ".git").mkdir()
+    (project / ".git" / "config").write_text(f"[http]\n\textraheader = AUTHORIZATION: bearer {SECRET}\n")
+    monkeypatch.setenv("FMBUILD_HOSTILE_SECRET", SECRET)
+    monkeypatch.setenv("GITHUB_TOKEN", SECRET)
+    add_hostile(project, "steal-secret", module_toml=(
+        f'[params]\ncredentials = "{home / ".aws" / "credentials"}"\ngit_config = "{project / ".git" / "config"}"\n'
+    ))
+    r = run_one(project, "steal-secret", executor_cls)
+    assert r.status == "passed", r.reason + r.log_tail
+    assert r.metrics["saw_secret_env"] is False
+    assert "FMBUILD_HOSTILE_SECRET" not in r.metrics["env_names"] and "GITHUB_TOKEN" not in r.metrics["env_names"]
+    log = (r.run_dir / "log.txt").read_text()
+    if executor_cls is BubblewrapExecutor:
+        assert r.metrics["read_credentials"] is False
+        assert r.metrics["read_git_config"] is False
+        assert SECRET not in log
+    else:
+        # The fallback cannot hide files: it says so, and the log it keeps is still redacted.
+        assert "hidden home folder" in r.isolation
+        assert SECRET not in log
+
+
+@needs_bwrap
+def test_repository_is_read_only(project: Path) -> None:
+    add_hostile(project, "write-repo")
+    r = run_one(project, "write-repo", BubblewrapExecutor)
+    assert r.status == "passed", r.reason + r.log_tail
+    assert all(r.metrics["blocked"].values()), r.metrics
+    assert not (project / "evidence" / "write-repo" / "planted.txt").exists()
+    assert not (project / "planted.txt").exists()
+    assert not Path("/usr/planted.txt").exists()
+
+
+def test_fallback_names_what_it_lacks(project: Path) -> None:
+    add_hostile(project, "write-repo")
+    r = run_one(project, "write-repo", SubprocessExecutor)
+    assert r.isolation.startswith("subprocess (weaker: no read-only repository, no network isolation")
+    (project / "evidence" / "write-repo" / "planted.txt").unlink(missing_ok=True)
+    (project / "planted.txt").unlink(missing_ok=True)
+
+
+@needs_bwrap
+def test_no_network_but_loopback(project: Path) -> None:
+    add_hostile(project, "network")
+    r = run_one(project, "network", BubblewrapExecutor)
+    assert r.status == "passed", r.reason + r.log_tail
+    assert r.metrics == {"external": False, "loopback": True}
+    assert r.wall < 20
+
+
+@needs_cgroup
+@pytest.mark.parametrize("executor_cls", EXECUTORS)
+def test_fork_swarm_is_capped_and_cleaned_up(project: Path, executor_cls: type) -> None:
+    add_hostile(project, "fork-swarm")
+    r = run_one(project, "fork-swarm", executor_cls)
+    assert r.status == "passed", r.reason + r.log_tail
+    assert r.metrics["refused"] is True
+    assert r.metrics["spawned"] < 64  # max_processes of the fixture project, which we run as root
+    assert r.wall < 30
+    assert processes_mentioning(str(project / "evidence" / "fork-swarm")) == []
+
+
+@pytest.mark.parametrize("executor_cls", EXECUTORS)
+def test_print_flood_is_capped(project: Path, executor_cls: type) -> None:
+    add_hostile(project, "print-flood")
+    r = run_one(project, "print-flood", executor_cls)
+    assert r.status == "passed", r.reason
+    log = (r.run_dir / "log.txt").read_bytes()
+    assert len(log) < 1.2 * 1024 * 1024  # max_log_mb = 1
+    assert b"bytes of output cut here" in log
+    assert b"the run printed 209715210 bytes" in log
+    assert b"FLOOD-END" in log  # the tail is kept
+    assert r.wall < 60
+
+
+@pytest.mark.parametrize("executor_cls", EXECUTORS)
+def test_sleeper_behind_children_times_out_and_everything_dies(project: Path, executor_cls: type) -> None:
+    marker = "fmbuild-sleeper-" + uuid.uuid4().hex
+    add_hostile(project, "sleeper", timeout=3, module_toml=f'[params]\nmarker = "{marker}"\n')
+    r = run_one(project, "sleeper", executor_cls)
+    assert r.status == "timeout"
+    assert "timed out after 3 s" in r.reason
+    assert r.wall < 3 + 10
+    time.sleep(0.2)
+    if executor_cls is SubprocessExecutor and not cgroups_available():
+        pytest.skip("without a pids cgroup the fallback cannot reach a daemon that left the session")
+    assert processes_mentioning(marker) == []
+
+
+@pytest.mark.parametrize("executor_cls", EXECUTORS)
+def test_memory_hog_hits_the_limit(project: Path, executor_cls: type) -> None:
+    add_hostile(project, "memory-hog")
+    r = run_one(project, "memory-hog", executor_cls)
+    assert r.status == "error"
+    assert "memory limit" in r.reason and "1024 MB" in r.reason
+    assert "MemoryError" in r.log_tail
+    assert r.wall < 30
+
+
+@needs_bwrap
+def test_runner_stays_healthy_after_hostile_runs(project: Path) -> None:
+    for name in ("fork-swarm", "print-flood", "memory-hog"):
+        add_hostile(project, name)
+    got = run_modules(project, "fork-swarm", "print-flood", "memory-hog", "ev-pass", parallel=2, use_cache=False)
+    assert got["ev-pass"].status == "passed"
+    assert got["fork-swarm"].status == "passed" and got["print-flood"].status == "passed"
+    assert got["memory-hog"].status == "error"
+    leftovers = list((project / ".fmbuild" / "evidence" / "work").iterdir())
+    assert leftovers == []  # every run folder moved to the cache or to last/

@@ -1,0 +1,1 @@
+import not_a_real_package_fmbuild  # noqa: F401

@@ -1,0 +1,6 @@
+"""Never finishes."""
+import time
+
+print("sleeping", flush=True)
+while True:
+    time.sleep(1)
