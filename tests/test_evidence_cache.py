@@ -122,8 +122,8 @@ def test_failures_are_never_cached(tmp_path: Path) -> None:
         got = run_modules(project, "ev-fail", "ev-error")
         assert not got["ev-fail"].cached and got["ev-fail"].status == "failed"
         assert not got["ev-error"].cached and got["ev-error"].status == "error"
-    assert not list((project / ".fmbuild" / "evidence" / "cache").glob("*.json")) if (
-        project / ".fmbuild" / "evidence" / "cache").exists() else True
+    cache = project / ".fmbuild" / "evidence" / "cache"
+    assert not cache.exists() or not list(cache.glob("*.json"))
 
 
 def test_changed_claims_are_judged_again_without_a_run(project: Path) -> None:

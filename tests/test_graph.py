@@ -324,3 +324,21 @@ def test_export_rejects_unknown_format(project: Path) -> None:
     _builder, graph = build(project)
     with pytest.raises(ValueError, match="unknown graph format"):
         export.export(graph, "svg")
+
+
+def test_views(project: Path) -> None:
+    from fmbuild.graph.views import neighbourhood, with_edge_types
+
+    _builder, graph = build(project)
+    only = with_edge_types(graph, ["enables"])
+    assert set(only.edges(keys=True)) == {(OPEN_API, EXTRACTION, "enables")}
+    assert set(only.nodes) == {OPEN_API, EXTRACTION}
+    assert only.graph["frameworks"] == graph.graph["frameworks"]
+    near = neighbourhood(graph, EXTRACTION, depth=1)
+    assert set(near.nodes) == {EXTRACTION, OPEN_API, PLAYBOOK, LEGACY, "AML.T0024.002", "ML05"}
+    assert (LEGACY, EXTRACTION, "links-to") in set(near.edges(keys=True))
+    assert set(neighbourhood(graph, EXTRACTION, depth=0).nodes) == {EXTRACTION}
+    with pytest.raises(KeyError):
+        neighbourhood(graph, "nope.md")
+    with pytest.raises(ValueError):
+        with_edge_types(graph, ["protects"])

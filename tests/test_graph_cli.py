@@ -151,3 +151,31 @@ def test_any_obsidian_vault_with_vault_option(project: Path, tmp_path: Path) -> 
     result = run("--vault", str(plain), "--orphans")
     assert result.exit_code == 0
     assert "notes/a.md  A [note]" in result.stdout
+
+
+def test_focus_and_edge_type_shape_the_export(project: Path) -> None:
+    result = run("--format", "json", "--focus", "techniques/evasion", "--edge-type", "mitigates", "--edge-type", "covers")
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert {(e["source"], e["target"], e["type"]) for e in data["edges"]} == {
+        ("patterns/adversarial-training.md", "techniques/evasion.md", "mitigates"),
+        ("playbooks/hardening.md", "techniques/evasion.md", "covers"),
+        ("playbooks/hardening.md", "techniques/poisoning.md", "covers"),  # poisoning links to evasion
+    }
+    by_file = run("--format", "json", "--focus", str(project / "vault" / "techniques" / "evasion.md"), "--depth", "0")
+    assert [n["id"] for n in json.loads(by_file.stdout)["nodes"]] == ["techniques/evasion.md"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--focus", "techniques/nope"), "--focus techniques/nope: no such note"),
+        (("--focus", "AML.T0015"), "no such note"),  # a framework entry is not a note
+        (("--orphans", "--edge-type", "mitigates"), "--edge-type and --focus shape an export"),
+        (("--depth", "11", "--focus", "techniques/evasion"), "Invalid value for '--depth'"),
+    ],
+)
+def test_focus_usage_errors(project: Path, args: tuple[str, ...], message: str) -> None:
+    result = run(*args)
+    assert result.exit_code == 2
+    assert message in result.stderr

@@ -76,7 +76,8 @@ def main() -> None:
         for gate_name, attack, threshold in (("clean_gate", "none", CLEAN_THRESHOLD),
                                              ("robustness_gate", "pgd", ROBUST_THRESHOLD)):
             verdict = gate(path, attack, threshold)
-            run.log("ci.step", model=name, gate=gate_name, **{k: v for k, v in verdict.items() if k != "event"})
+            details = {k: v for k, v in verdict.items() if k not in ("event", "model")}
+            run.log("ci.step", model=name, gate=gate_name, **details)
             run.metric(f"{name}.{gate_name}.exit_code", verdict["exit_code"])
             run.metric(f"{name}.{gate_name}.passed", verdict["exit_code"] == 0)
             run.metric(f"{name}.{gate_name}.accuracy", verdict["accuracy"])

@@ -41,7 +41,7 @@ from fmbuild.evidence import kit
 
 run = kit.start(__file__)
 torch.set_num_threads(2)
-EPOCHS = run.pick(full=40, smoke=3)
+EPOCHS = run.pick(full=8, smoke=2)
 LOAD_REPEATS = run.pick(full=25, smoke=3)
 HIDDEN = 512
 

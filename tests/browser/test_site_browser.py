@@ -176,8 +176,9 @@ def test_graph_click_opens_note(watch: Watch, site_url: str) -> None:
 def test_search_finds_a_known_note(watch: Watch, site_url: str) -> None:
     page = watch.page
     page.goto(site_url)
-    page.locator("label.md-search__icon, .md-header__button[for='__search']").first.click()
-    page.locator("input.md-search__input").fill("adversarial training")
+    box = page.locator("input.md-search__input")
+    box.click()
+    box.press_sequentially("adversarial training", delay=20)  # Material searches on keyup
     result = page.locator(".md-search-result__item a").first
     result.wait_for(timeout=20_000)
     hrefs = page.locator(".md-search-result__item a").evaluate_all("els => els.map(e => e.href)")

@@ -1,6 +1,7 @@
 """`fmbuild graph`: export the technique-to-control graph, or answer coverage questions.
 
     fmbuild graph [--format json|graphml|dot|mermaid] [--output FILE [--force]]
+                  [--edge-type TYPE ...] [--focus NOTE [--depth N]]
     fmbuild graph --uncovered | --unverified-controls | --orphans | --coverage | --matrix
                   [--format text|json] [--fail-on-findings]
 
@@ -33,6 +34,13 @@ FINDING_QUESTIONS = ("uncovered", "unverified_controls", "orphans")
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the export to FILE instead of standard output.")
 @click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@click.option("--edge-type", "edge_types", multiple=True,
+              type=click.Choice(["mitigates", "enables", "covers", "applies", "evidenced-by", "maps-to", "links-to"]),
+              help="Export only edges of this type (repeatable) and the nodes they touch.")
+@click.option("--focus", metavar="NOTE",
+              help="Export only this note's neighbourhood (vault-relative path, e.g. techniques/evasion.md).")
+@click.option("--depth", type=click.IntRange(0, 10), default=1, show_default=True,
+              help="With --focus: how many edges away from the note to go.")
 @click.option("--uncovered", is_flag=True, help="Techniques that no pattern with verified evidence mitigates.")
 @click.option("--unverified-controls", is_flag=True, help="Patterns and anti-patterns whose evidence is not verified.")
 @click.option("--orphans", is_flag=True, help="Notes that no other note links to.")
@@ -46,6 +54,9 @@ def command(
     fmt: str | None,
     output: Path | None,
     force: bool,
+    edge_types: tuple[str, ...],
+    focus: str | None,
+    depth: int,
     uncovered: bool,
     unverified_controls: bool,
     orphans: bool,
@@ -61,12 +72,20 @@ def command(
         fail_usage(f"--{asked[0].replace('_', '-')} answers in text or json, not {fmt} (drop --format {fmt})")
     if not asked and fmt == "text":
         fail_usage("--format text is for coverage questions; export the graph as json, graphml, dot or mermaid")
+    if asked and (edge_types or focus):
+        fail_usage("--edge-type and --focus shape an export; coverage questions always read the whole graph")
     if fail_on_findings and not any(q in asked for q in FINDING_QUESTIONS):
         fail_usage("--fail-on-findings needs --uncovered, --unverified-controls or --orphans")
     if output is not None and output.exists() and not force:
         fail_usage(f"{output} exists; pass --force to replace it")
 
-    graph = _load_graph(vault_dir, no_cache)
+    graph, vault_root = _load_graph(vault_dir, no_cache)
+    if focus is not None:
+        graph = _focus(graph, focus, depth, vault_root)
+    if edge_types:
+        from fmbuild.graph.views import with_edge_types
+
+        graph = with_edge_types(graph, edge_types)
     if asked:
         text, findings = _answers(graph, asked, fmt or "text")
     else:
@@ -78,7 +97,7 @@ def command(
         raise click.exceptions.Exit(EXIT_FINDINGS)
 
 
-def _load_graph(vault_dir: Path | None, no_cache: bool) -> nx.MultiDiGraph:
+def _load_graph(vault_dir: Path | None, no_cache: bool) -> tuple[nx.MultiDiGraph, Path]:
     from fmbuild.graph.build import build_graph
     from fmbuild.vault import load as loading
 
@@ -87,7 +106,27 @@ def _load_graph(vault_dir: Path | None, no_cache: bool) -> nx.MultiDiGraph:
     except ConfigError as exc:
         fail_usage(str(exc))
         raise  # unreachable: fail_usage exits
-    return build_graph(vault, config)
+    return build_graph(vault, config), vault.root
+
+
+def _focus(graph: nx.MultiDiGraph, focus: str, depth: int, vault_root: Path) -> nx.MultiDiGraph:
+    """The neighbourhood of the note named by --focus: a vault-relative path (with or without
+    '.md'), or a path to the note's file."""
+    from fmbuild.graph.views import neighbourhood
+
+    wanted = focus.strip().replace("\\", "/")
+    candidates = [wanted, wanted + ".md"]
+    given = Path(focus)
+    if given.exists():
+        try:
+            candidates.insert(0, given.resolve().relative_to(vault_root).as_posix())
+        except ValueError:
+            pass
+    for candidate in candidates:
+        if candidate in graph and graph.nodes[candidate].get("type") not in ("module", "framework"):
+            return neighbourhood(graph, candidate, depth)
+    fail_usage(f"--focus {focus}: no such note in the vault (give its path, e.g. techniques/evasion.md)")
+    raise AssertionError("unreachable")
 
 
 def _answers(graph: nx.MultiDiGraph, asked: list[str], fmt: str) -> tuple[str, int]:

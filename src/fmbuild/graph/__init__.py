@@ -5,5 +5,6 @@
   `matrix`
 - `fmbuild.graph.queries`: a node's controls, techniques, playbooks, backlinks, neighbours
 - `fmbuild.graph.export`: `to_json`, `to_graphml`, `to_dot`, `to_mermaid`
+- `fmbuild.graph.views`: `with_edge_types`, `neighbourhood` (smaller graphs to export)
 - `fmbuild.graph.model`: node and edge types, node ids
 """

@@ -16,6 +16,7 @@ from typing import Any
 import networkx as nx
 
 from fmbuild.graph.model import EdgeType, NodeType
+from fmbuild.graph.views import with_edge_types
 
 FORMATS = ("json", "graphml", "dot", "mermaid")
 
@@ -162,21 +163,23 @@ def _mermaid_text(value: Any) -> str:
 def to_mermaid(graph: nx.MultiDiGraph, fenced: bool = False, edge_types: Iterable[str] | None = None) -> str:
     """A `flowchart LR` diagram. `fenced` wraps it in a ```mermaid block, ready to paste into a
     note; `edge_types` keeps only those edges (and the nodes they touch)."""
-    keep = set(edge_types) if edge_types is not None else None
-    edges = [e for e in _sorted_edges(graph) if keep is None or e[3].get("type", e[2]) in keep]
+    if edge_types is not None:
+        graph = with_edge_types(graph, edge_types)
     nodes = _sorted_nodes(graph)
-    if keep is not None:
-        touched = {e[0] for e in edges} | {e[1] for e in edges}
-        nodes = [n for n in nodes if n[0] in touched]
     ids = {node: f"n{i}" for i, (node, _attrs) in enumerate(nodes)}
     lines = ["flowchart LR"]
     for node, attrs in nodes:
         _fill, _shape, (open_, close) = _STYLE.get(attrs.get("type", ""), _STYLE[NodeType.NOTE])
         label = _mermaid_text(attrs.get("label") or attrs.get("title") or node)
         lines.append(f'  {ids[node]}{open_}"{label}"{close}')
-    for source, target, key, attrs in edges:
+    for source, target, key, attrs in _sorted_edges(graph):
         edge_type = attrs.get("type", key)
-        arrow = "-.->" if edge_type in (EdgeType.ENABLES, EdgeType.LINKS_TO) else "==>" if edge_type == EdgeType.MITIGATES else "-->"
+        if edge_type in (EdgeType.ENABLES, EdgeType.LINKS_TO):
+            arrow = "-.->"
+        elif edge_type == EdgeType.MITIGATES:
+            arrow = "==>"
+        else:
+            arrow = "-->"
         lines.append(f"  {ids[source]} {arrow}|{_mermaid_text(edge_type)}| {ids[target]}")
     for node_type, (fill, _shape, _brackets) in _STYLE.items():
         members = [ids[n] for n, a in nodes if a.get("type") == node_type]

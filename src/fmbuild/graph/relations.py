@@ -97,7 +97,7 @@ def _declaration(
     if isinstance(item, dict):
         use_value = item.get("use")
         use = " ".join(use_value.split()) if isinstance(use_value, str) and use_value.strip() else None
-        target_value = item.get(key, item.get("note"))
+        target_value = item.get(key)
         if not isinstance(target_value, str) or not target_value.strip():
             problem = f"{field}[{index}] has no '{key}' link: write {key}: \"[[{_folder(key)}/...]]\""
             return Declaration(edge_type, note.path, field, index, None, use, problem)

@@ -108,8 +108,7 @@ class Resolver:
         self._memo: dict[tuple[str, str], Resolution] = {}
         self._heading_memo: dict[tuple[str, str], Heading | None] = {}
         self._suggest_memo: dict[str, str | None] = {}
-        self._note_choices: list[str] | None = None
-        self._file_choices: list[str] | None = None
+        self._choice_lists: dict[tuple[bool, bool], tuple[list[str], dict[str, str]]] = {}
 
     def _add(self, path: str) -> None:
         low = path.lower()
@@ -225,30 +224,36 @@ class Resolver:
             return self._suggest_memo[low]
         is_note = low.endswith(".md") or "." not in low.rsplit("/", 1)[-1]
         query = low[:-3] if low.endswith(".md") else low
-        if is_note:
-            if self._note_choices is None:
-                self._note_choices = sorted(p[:-3] for p in self.vault.notes)
-            choices = self._note_choices
-        else:
-            if self._file_choices is None:
-                self._file_choices = sorted(self.vault.attachments)
-            choices = self._file_choices
         # Compare like with like: a bare name against note names, a path against paths.
-        if "/" not in query:
-            keyed = {c.rsplit("/", 1)[-1].lower(): c for c in reversed(choices)}
-        else:
-            keyed = {c.lower(): c for c in reversed(choices)}
-        best = closest(query, list(keyed))
-        result = keyed[best] if best is not None else None
+        keyed = self._choices(is_note, by_name="/" not in query)
+        best = closest(query, keyed[0])
+        result = keyed[1][best] if best is not None else None
         self._suggest_memo[low] = result
         return result
 
+    def _choices(self, notes: bool, by_name: bool) -> tuple[list[str], dict[str, str]]:
+        """(lower-case keys, key -> link text), built once per kind."""
+        key = (notes, by_name)
+        found = self._choice_lists.get(key)
+        if found is None:
+            paths = sorted(p[:-3] for p in self.vault.notes) if notes else sorted(self.vault.attachments)
+            table: dict[str, str] = {}
+            for p in paths:
+                k = (p.rsplit("/", 1)[-1] if by_name else p).lower()
+                table.setdefault(k, p)
+            found = self._choice_lists[key] = (list(table), table)
+        return found
+
+
+_CUTOFF = 0.75  # below this similarity a suggestion misleads more than it helps
+
 
 def closest(query: str, choices: list[str]) -> str | None:
+    """The choice most similar to `query` (edit-distance ratio), or None if none is close."""
     if not choices:
         return None
     if _process is not None:
-        hit = _process.extractOne(query, choices, scorer=_fuzz.ratio, score_cutoff=70)
+        hit = _process.extractOne(query, choices, scorer=_fuzz.ratio, score_cutoff=_CUTOFF * 100)
         return hit[0] if hit else None
-    close = difflib.get_close_matches(query, choices, n=1, cutoff=0.7)
+    close = difflib.get_close_matches(query, choices, n=1, cutoff=_CUTOFF)
     return close[0] if close else None
