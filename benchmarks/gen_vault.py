@@ -147,12 +147,13 @@ def _note(rng: random.Random, plan: _Plan, path: str, index: int) -> str:
     if note_type == "technique":
         lines += ["atlas:", *[f"  - {a}" for a in rng.sample(ATLAS, 2)]]
     if note_type == "pattern":
-        lines += ["mitigates:", f'  - technique: "[[{rng.choice(plan.paths)}]]"', '    use: "blocks the path"']
+        technique = rng.choice(plan.paths[0 :: len(FOLDERS)])  # techniques/ holds every third note
+        lines += ["mitigates:", f'  - technique: "[[{technique}]]"', '    use: "blocks the path"']
     lines += ["---", "", f"# {name}", ""]
     for s, section in enumerate(SECTIONS):
         lines += [f"## {section}", ""]
         for p in range(2):
-            words = [_sentence(rng, 9)]
+            words = [_sentence(rng, 14)]
             for _ in range(2):
                 words.append(_link(rng, plan, path))
                 words.append(_sentence(rng, 5))

@@ -98,11 +98,11 @@ def test_evidence_not_a_mapping_and_bad_paths(recorded: Path) -> None:
 
 def test_metric_refs(recorded: Path) -> None:
     found = of(diagnostics(recorded), "prose-refs", "metric-unknown")
-    by_ref = {d.message.split(":")[0] + "}}": d for d in found}
+    by_ref = {d.message.split("}}")[0] + "}}": d for d in found}
     assert set(by_ref) == {"{{evidence:precision}}", "{{evidence:ghost-module/accuracy}}"}
     assert "has no metric 'precision'" in by_ref["{{evidence:precision}}"].message
     assert "accuracy" in by_ref["{{evidence:precision}}"].message  # lists what the record has
-    assert by_ref["{{evidence:precision}}"].line == 14
+    assert by_ref["{{evidence:precision}}"].line == 16
     assert "no evidence module named 'ghost-module'" in by_ref["{{evidence:ghost-module/accuracy}}"].message
     [d] = of(diagnostics(recorded), "prose-no-evidence", "metric-unknown")
     assert "no evidence module" in d.message

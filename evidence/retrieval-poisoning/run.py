@@ -40,7 +40,7 @@ def main() -> None:
 
     torch.set_num_threads(2)
     rng = np.random.default_rng(run.seed)
-    per_topic = run.pick(full=6, smoke=2)
+    per_topic = run.pick(full=6, smoke=1)
     held_out = run.pick(full=2, smoke=1)
 
     by_topic = pydoc_passages(per_topic + held_out)

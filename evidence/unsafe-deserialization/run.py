@@ -216,13 +216,13 @@ def _onnx_parse(path: Path) -> Any:
 
 # name -> (build the malicious file, load it, the benign file the same loader must accept)
 LOADERS: dict[str, tuple[Callable[[str], Path], Callable[[Path], Any], Path | None]] = {
-    "pickle-load": (malicious_pickle, lambda p: pickle.loads(p.read_bytes()), work / "model.pkl"),
-    "torch-load-weights-only-false": (malicious_torch, lambda p: torch.load(p, weights_only=False), work / "model.pt"),
-    "joblib-load": (malicious_joblib, joblib.load, work / "model.joblib"),
-    "numpy-load-allow-pickle": (malicious_npy, lambda p: np.load(p, allow_pickle=True), None),
-    "torch-load-weights-only-true": (malicious_torch, lambda p: torch.load(p, weights_only=True), work / "model.pt"),
-    "torch-load-default": (malicious_torch, torch.load, work / "model.pt"),
-    "numpy-load-default": (malicious_npy, np.load, None),
+    "pickle_load": (malicious_pickle, lambda p: pickle.loads(p.read_bytes()), work / "model.pkl"),
+    "torch_load_weights_only_false": (malicious_torch, lambda p: torch.load(p, weights_only=False), work / "model.pt"),
+    "joblib_load": (malicious_joblib, joblib.load, work / "model.joblib"),
+    "numpy_load_allow_pickle": (malicious_npy, lambda p: np.load(p, allow_pickle=True), None),
+    "torch_load_weights_only_true": (malicious_torch, lambda p: torch.load(p, weights_only=True), work / "model.pt"),
+    "torch_load_default": (malicious_torch, torch.load, work / "model.pt"),
+    "numpy_load_default": (malicious_npy, np.load, None),
     "safetensors": (lambda w: renamed(w, ".safetensors"), _safetensors_load, work / "model.safetensors"),
     "onnx": (lambda w: renamed(w, ".onnx"), _onnx_parse, work / "model.onnx"),
     "onnxruntime": (lambda w: renamed(w, ".onnx"), _onnx_load, work / "model.onnx"),
@@ -250,9 +250,9 @@ for who, (build, load, benign) in LOADERS.items():
     (executing if executed else refusing).append(who)
     run.log("loader.result", loader=who, payload_executed=executed, refused=bool(error), error=error or None)
 
-SAFE_LOADERS = ["torch-load-weights-only-true", "torch-load-default", "numpy-load-default", "safetensors",
+SAFE_LOADERS = ["torch_load_weights_only_true", "torch_load_default", "numpy_load_default", "safetensors",
                 "onnx", "onnxruntime", "torchscript"]
-UNSAFE_LOADERS = ["pickle-load", "torch-load-weights-only-false", "joblib-load", "numpy-load-allow-pickle"]
+UNSAFE_LOADERS = ["pickle_load", "torch_load_weights_only_false", "joblib_load", "numpy_load_allow_pickle"]
 run.metric("loaders.unsafe_executed", sum(who in executing for who in UNSAFE_LOADERS))
 run.metric("loaders.unsafe_total", len(UNSAFE_LOADERS))
 run.metric("loaders.safe_executed", sum(who in executing for who in SAFE_LOADERS))

@@ -187,6 +187,22 @@ def test_search_finds_a_known_note(watch: Watch, site_url: str) -> None:
     watch.assert_clean()
 
 
+def test_evidence_report_sorts(watch: Watch, site_url: str) -> None:
+    page = watch.page
+    page.goto(urljoin(site_url, "evidence/"))
+    header = page.locator("table.fm-sortable th", has_text="Duration")
+    header.click()
+    assert header.get_attribute("aria-sort") == "ascending"
+    header.click()
+    assert header.get_attribute("aria-sort") == "descending"
+    watch.shot("evidence-report")
+    for rel, name in (("coverage/", "coverage"), ("growth-map/", "growth-map")):
+        page.goto(urljoin(site_url, rel))
+        watch.shot(name)
+    assert page.locator("#chapter-4").count() == 1
+    watch.assert_clean()
+
+
 def test_edition_banner_links_back(watch: Watch, site_url: str) -> None:
     page = watch.page
     page.goto(urljoin(site_url, "editions/2026.1/"))

@@ -34,7 +34,12 @@ FIELDS = (
     IdField("owasp_ml", frameworks.OWASP_ML, "risk", re.compile(r"ML(?:0[1-9]|10)(?::\d{4})?"), "ML05"),
 )
 
-_FIELD_FOR_KIND = {("atlas", "technique"): "atlas", ("atlas", "mitigation"): "atlas_mitigations"}
+_FIELD_FOR_KIND = {
+    (frameworks.ATLAS, "technique"): "atlas",
+    (frameworks.ATLAS, "mitigation"): "atlas_mitigations",
+    (frameworks.OWASP_LLM, "risk"): "owasp_llm",
+    (frameworks.OWASP_ML, "risk"): "owasp_ml",
+}
 
 
 @rule("framework-ids")
@@ -60,10 +65,13 @@ def _check_field(note: Note, spec: IdField, value: Any) -> Iterator[Diagnostic]:
                         f"{spec.name}: {item!r} is not an ID (write it as {spec.example})")
             continue
         raw = item.strip()
+        entry = frameworks.lookup(raw) if raw == raw.upper() else None
+        if entry is not None and entry.kind != spec.kind:
+            yield error(note.path, line, 1, "field-invalid", _kind_message(spec, raw, entry))
+            continue
         if not spec.shape.fullmatch(raw.upper()) or raw != raw.upper():
             yield error(note.path, line, 1, "field-invalid", _shape_message(spec, raw))
             continue
-        entry = frameworks.lookup(raw)
         fw = frameworks.frameworks()[spec.framework]
         if entry is None:
             message = f"{spec.name}: {raw} is not in {fw.title} {fw.version}"
@@ -71,11 +79,15 @@ def _check_field(note: Note, spec: IdField, value: Any) -> Iterator[Diagnostic]:
             if close:
                 message += f"; did you mean {close[0].id} ({close[0].name})?"
             yield error(note.path, line, 1, "framework-id-unknown", message)
-        elif entry.kind != spec.kind:
-            home = _FIELD_FOR_KIND.get((entry.framework, entry.kind))
-            where = f"; list it under {home}" if home else ""
-            yield error(note.path, line, 1, "field-invalid",
-                        f"{spec.name}: {raw} is an ATLAS {entry.kind} ({entry.name}), not a {spec.kind}{where}")
+
+
+def _kind_message(spec: IdField, raw: str, entry: frameworks.Entry) -> str:
+    home = _FIELD_FOR_KIND.get((entry.framework, entry.kind))
+    where = f"; list it under {home}" if home else ""
+    if entry.framework != spec.framework:
+        title = frameworks.frameworks()[entry.framework].title
+        return f"{spec.name}: {raw} ({entry.name}) is an ID of another framework ({title}){where}"
+    return f"{spec.name}: {raw} is a {entry.kind} ({entry.name}), not a {spec.kind}{where}"
 
 
 def _shape_message(spec: IdField, raw: str) -> str:

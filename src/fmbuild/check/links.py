@@ -7,7 +7,8 @@ from typing import Iterator
 from fmbuild.check.registry import CheckContext, rule
 from fmbuild.diagnostics import Diagnostic, error
 from fmbuild.vault.model import Link, LinkKind, Note
-from fmbuild.vault.resolve import Resolution, closest, canonical_heading
+from fmbuild.vault.cache import load_suggestions, save_suggestions, suggestions_key
+from fmbuild.vault.resolve import Resolution, canonical_heading, closest
 
 _MAX_CANDIDATES_SHOWN = 5
 
@@ -15,23 +16,48 @@ _MAX_CANDIDATES_SHOWN = 5
 @rule("links", needs_config=False)
 def check_links(ctx: CheckContext) -> Iterator[Diagnostic]:
     resolver = ctx.resolver
+    # First every link, without "did you mean"; then the suggestions for all broken targets in
+    # one batch (and from the cache when the vault's files are the same as last time).
+    resolved: list[tuple[Note, Link, Resolution]] = []
+    broken: set[str] = set()
     for note in ctx.vault.notes.values():
         if not ctx.wants(note.path):
             continue
         for link in note.links:
-            res = resolver.resolve_link(link, note)
-            if res.status == "ok":
-                if res.heading_ok is False:
-                    yield _heading_missing(ctx, note, link, res)
-                if res.block_ok is False:
-                    yield _block_missing(ctx, note, link, res)
-            elif res.escapes:
-                yield error(note.path, link.line, link.column, "path-escape",
-                            f"{link.raw} points outside the vault: link to a note inside it")
-            elif res.status == "ambiguous":
-                yield _ambiguous(note, link, res)
-            else:
-                yield _broken(note, link, res)
+            res = resolver.resolve_link(link, note, suggest=False)
+            if res.status != "ok" or res.heading_ok is False or res.block_ok is False:
+                resolved.append((note, link, res))
+                if res.looked_for is not None:
+                    broken.add(res.looked_for)
+    if broken:
+        _suggest(ctx, broken)
+    for note, link, res in resolved:
+        if res.status == "ok":
+            if res.heading_ok is False:
+                yield _heading_missing(ctx, note, link, res)
+            if res.block_ok is False:
+                yield _block_missing(ctx, note, link, res)
+        elif res.escapes:
+            yield error(note.path, link.line, link.column, "path-escape",
+                        f"{link.raw} points outside the vault: link to a note inside it")
+        elif res.status == "ambiguous":
+            yield _ambiguous(note, link, res)
+        else:
+            yield _broken(note, link, resolver.suggest(res.looked_for or link.target))
+
+
+def _suggest(ctx: CheckContext, targets: set[str]) -> None:
+    vault = ctx.vault
+    resolver = ctx.resolver
+    key = None
+    if vault.cache_dir is not None:
+        key = suggestions_key([*vault.notes, *vault.attachments, *vault.unparsed])
+        resolver.suggestion_memo.update(load_suggestions(vault.cache_dir, key))
+    missing = [t for t in targets if t.lower() not in resolver.suggestion_memo]
+    if missing:
+        resolver.prime_suggestions(sorted(missing))
+        if vault.cache_dir is not None and key is not None:
+            save_suggestions(vault.cache_dir, key, resolver.suggestion_memo)
 
 
 def _where(link: Link) -> str:
@@ -46,12 +72,12 @@ def _as_link(link: Link, path: str) -> str:
     return f"{bang}[[{path}]]"
 
 
-def _broken(note: Note, link: Link, res: Resolution) -> Diagnostic:
+def _broken(note: Note, link: Link, suggestion: str | None) -> Diagnostic:
     code = "embed-missing" if link.is_embed else "link-broken"
     what = "embedded file" if link.is_embed else "note or file"
     message = f"{link.raw}{_where(link)}: no {what} named '{link.target}' in the vault"
-    if res.suggestion:
-        message += f"; did you mean {_as_link(link, res.suggestion)}?"
+    if suggestion:
+        message += f"; did you mean {_as_link(link, suggestion)}?"
     return error(note.path, link.line, link.column, code, message)
 
 

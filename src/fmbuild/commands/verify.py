@@ -83,7 +83,8 @@ def command(
     ))
     isolation_text = executor.describe(limits)
     err = Console(stderr=True, highlight=False)
-    out = Console(highlight=False, soft_wrap=False) if fmt == "text" else None
+    # Piped or redirected, rich would wrap at 80 columns; a log reads better wider.
+    out = Console(highlight=False, width=None if sys.stdout.isatty() else 160) if fmt == "text" else None
     why = fallback_reason()
     if executor.name != "bubblewrap":
         err.print(f"[yellow]warning:[/] weaker isolation: {why or 'subprocess chosen'}; lacks {', '.join(executor.lacks())}")

@@ -16,6 +16,8 @@ import os
 import platform
 import re
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -126,8 +128,23 @@ def _site_dirs() -> list[Path]:
     return [Path(p) for p in sys.path if p and Path(p).is_dir()]
 
 
+_FINGERPRINT_TTL_S = 5.0
+_fingerprint_memo: tuple[float, str] | None = None
+
+
 def _installed_fingerprint() -> str:
-    """Cheap identity of the installed packages: the names of the metadata folders (they carry versions)."""
+    """Cheap identity of the installed packages: the names of the metadata folders (they carry
+    versions). Memoised for a few seconds: one `verify` asks once per module."""
+    global _fingerprint_memo
+    now = time.monotonic()
+    if _fingerprint_memo is not None and now - _fingerprint_memo[0] < _FINGERPRINT_TTL_S:
+        return _fingerprint_memo[1]
+    value = _scan_installed()
+    _fingerprint_memo = (now, value)
+    return value
+
+
+def _scan_installed() -> str:
     h = hashlib.sha256()
     for folder in _site_dirs():
         try:
@@ -139,6 +156,7 @@ def _installed_fingerprint() -> str:
 
 
 _INDEX_MEMO: dict[str, dict[str, Any]] = {}
+_INDEX_LOCK = threading.Lock()  # parallel jobs ask at once; build (and write) the index once
 
 
 def distribution_index(cache_dir: Path | None = None) -> dict[str, Any]:
@@ -147,6 +165,11 @@ def distribution_index(cache_dir: Path | None = None) -> dict[str, Any]:
     Building it scans every installed distribution (slow); it is kept in memory and in
     `cache_dir`, keyed by the installed set, so that a fully cached `fmbuild verify` stays fast.
     """
+    with _INDEX_LOCK:
+        return _distribution_index(cache_dir)
+
+
+def _distribution_index(cache_dir: Path | None) -> dict[str, Any]:
     fingerprint = _installed_fingerprint()
     if fingerprint in _INDEX_MEMO:
         return _INDEX_MEMO[fingerprint]

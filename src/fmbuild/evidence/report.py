@@ -18,6 +18,11 @@ from fmbuild.evidence.runner import Job, Result
 
 STYLE = {"passed": "green", "failed": "red", "error": "red", "timeout": "magenta", "skipped": "yellow"}
 DETAIL_LOG_LINES = 15
+REASON_WIDTH = 90  # in the table; the details below the table carry the whole text
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def claims_summary(result: Result) -> str:
@@ -50,20 +55,25 @@ class LiveReport:
 
     def __init__(self, console: Console, total: int) -> None:
         self.console = console
-        self.progress = Progress(
-            SpinnerColumn(), TextColumn("[bold]verify[/]"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True,
-        )
-        self.task = self.progress.add_task("", total=total)
+        # A live display only on a terminal; in CI logs and pipes, just the lines.
+        self.progress: Progress | None = None
+        if console.is_terminal:
+            self.progress = Progress(
+                SpinnerColumn(), TextColumn("[bold]verify[/]"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True,
+            )
+            self.task = self.progress.add_task("", total=total)
         self.running: list[str] = []
         self.lock = threading.Lock()
 
     def __enter__(self) -> "LiveReport":
-        self.progress.__enter__()
+        if self.progress is not None:
+            self.progress.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.progress.__exit__(*exc)
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
 
     def _describe(self) -> str:
         shown = ", ".join(self.running[:3])
@@ -72,14 +82,16 @@ class LiveReport:
     def started(self, job: Job) -> None:
         with self.lock:
             self.running.append(job.name)
-            self.progress.update(self.task, description=self._describe())
+            if self.progress is not None:
+                self.progress.update(self.task, description=self._describe())
 
     def finished(self, result: Result) -> None:
         with self.lock:
             if result.module in self.running:
                 self.running.remove(result.module)
-            self.progress.update(self.task, advance=1, description=self._describe())
-            self.progress.console.print(one_line(result), highlight=False)
+            if self.progress is not None:
+                self.progress.update(self.task, advance=1, description=self._describe())
+            self.console.print(one_line(result), highlight=False)
 
 
 def summary_table(results: list[Result]) -> Table:
@@ -91,7 +103,7 @@ def summary_table(results: list[Result]) -> Table:
         table.add_row(
             escape(r.module), f"[{style}]{r.status}[/]", claims_summary(r),
             f"{r.duration_s:.1f} s" if r.status != "skipped" else "-", r.device or "-",
-            "yes" if r.cached else "", escape(r.reason) if r.status != "passed" else escape(r.reason or ""),
+            "yes" if r.cached else "", escape(_clip(r.reason, REASON_WIDTH)),
         )
     return table
 

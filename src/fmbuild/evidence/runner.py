@@ -13,6 +13,7 @@ import datetime as dt
 import importlib.util
 import json
 import os
+import re
 import shutil
 import sys
 import threading
@@ -454,5 +455,11 @@ def _exit_reason(code: int | None, signame: str | None, log_text: str, limits: L
         elif signame == "SIGKILL":
             reason += " (out of memory?)"
     if "MemoryError" in log_text[-20000:]:
-        reason += f"; MemoryError: the run hit the {limits.memory_mb} MB memory limit"
+        return reason + f"; MemoryError: the run hit the {limits.memory_mb} MB memory limit"
+    lines = [line.strip() for line in log_text.strip().splitlines()[-5:] if line.strip()]
+    if lines and _EXCEPTION_LINE.match(lines[-1]):
+        reason += f": {lines[-1][:200]}"
     return reason
+
+
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b")

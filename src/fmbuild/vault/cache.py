@@ -17,10 +17,12 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import marshal
+import sys
 import os
 import tempfile
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from fmbuild import __version__
 from fmbuild.diagnostics import Diagnostic, Severity
@@ -36,6 +38,7 @@ _MARSHAL_VERSION = 4
 _SOURCES = ("parse.py", "model.py", "cache.py")
 
 
+@lru_cache(maxsize=1)
 def fingerprint() -> str:
     """fmbuild's version plus a hash of the code that shapes cached notes."""
     h = hashlib.blake2b(digest_size=16)
@@ -68,29 +71,8 @@ class ParseCache:
     # --- reading ------------------------------------------------------------------------------------
 
     def load(self) -> None:
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            self.discarded = f"unreadable: {exc.strerror}"
-            return
-        header = len(MAGIC) + 1 + _DIGEST
-        if len(data) < header or not data.startswith(MAGIC):
-            self.discarded = "not an fmbuild parse cache"
-            return
-        if data[len(MAGIC)] != FORMAT:
-            self.discarded = "another cache format"
-            return
-        digest = data[len(MAGIC) + 1 : header]
-        payload = data[header:]
-        if hashlib.blake2b(payload, digest_size=_DIGEST).digest() != digest:
-            self.discarded = "corrupt (digest mismatch)"
-            return
-        try:
-            content = marshal.loads(payload)
-        except (ValueError, EOFError, TypeError):
-            self.discarded = "corrupt (undecodable)"
+        content, self.discarded = read_plain(self.path)
+        if content is None:
             return
         if (
             not isinstance(content, dict)
@@ -138,29 +120,91 @@ class ParseCache:
         if not self.dirty and self.discarded is None:
             return
         content = {"fingerprint": self.fingerprint, "vault": self.vault_root, "entries": self.entries}
+        if write_plain(self.path, content):
+            self.dirty = False
+            self.discarded = None
+
+
+# --- plain-data files ----------------------------------------------------------------------------------
+
+
+def read_plain(path: Path) -> tuple[Any | None, str | None]:
+    """(content, None), or (None, why it was discarded); (None, None) when there is no file."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        return None, f"unreadable: {exc.strerror}"
+    header = len(MAGIC) + 1 + _DIGEST
+    if len(data) < header or not data.startswith(MAGIC):
+        return None, "not an fmbuild cache"
+    if data[len(MAGIC)] != FORMAT:
+        return None, "another cache format"
+    digest = data[len(MAGIC) + 1 : header]
+    payload = data[header:]
+    # The digest is checked first: a damaged file never reaches the decoder.
+    if hashlib.blake2b(payload, digest_size=_DIGEST).digest() != digest:
+        return None, "corrupt (digest mismatch)"
+    try:
+        return marshal.loads(payload), None
+    except (ValueError, EOFError, TypeError):
+        return None, "corrupt (undecodable)"
+
+
+def write_plain(path: Path, content: Any) -> bool:
+    """Write `content` (plain data) atomically; False when it cannot be written."""
+    try:
+        payload = marshal.dumps(content, _MARSHAL_VERSION)
+    except ValueError:
+        return False
+    blob = MAGIC + bytes([FORMAT]) + hashlib.blake2b(payload, digest_size=_DIGEST).digest() + payload
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_ignore_file(path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
         try:
-            payload = marshal.dumps(content, _MARSHAL_VERSION)
-        except ValueError:
-            return
-        blob = MAGIC + bytes([FORMAT]) + hashlib.blake2b(payload, digest_size=_DIGEST).digest() + payload
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            _write_ignore_file(self.path.parent)
-            fd, tmp = tempfile.mkstemp(prefix=".parse-cache-", dir=self.path.parent)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(blob)
+            os.replace(tmp, path)
+        except BaseException:
             try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(blob)
-                os.replace(tmp, self.path)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
-        except OSError:
-            return
-        self.dirty = False
-        self.discarded = None
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+    except OSError:
+        return False
+    return True
+
+
+# --- "did you mean" answers -----------------------------------------------------------------------------
+
+SUGGEST_FILE = "suggest-cache.bin"
+
+
+def suggestions_key(vault_paths: Iterable[str]) -> str:
+    """Suggestions hold while the set of files in the vault is the same."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(fingerprint().encode())
+    for path in sorted(vault_paths):
+        h.update(path.encode("utf-8", "surrogateescape"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def load_suggestions(cache_dir: Path, key: str) -> dict[str, str | None]:
+    content, _ = read_plain(cache_dir / SUGGEST_FILE)
+    if not isinstance(content, dict) or content.get("key") != key:
+        return {}
+    memo = content.get("memo")
+    if not isinstance(memo, dict):
+        return {}
+    return {k: v for k, v in memo.items() if isinstance(k, str) and (v is None or isinstance(v, str))}
+
+
+def save_suggestions(cache_dir: Path, key: str, memo: dict[str, str | None]) -> None:
+    write_plain(cache_dir / SUGGEST_FILE, {"key": key, "memo": memo})
 
 
 def _write_ignore_file(folder: Path) -> None:
@@ -186,6 +230,7 @@ def encode_note(note: Note) -> tuple[Any, ...] | None:
         frontmatter, dates = _encode_frontmatter(note.frontmatter)
     except _Unencodable:
         return None
+    i = sys.intern  # equal strings become one object: marshal then stores them once
     return (
         note.sha256,
         note.size,
@@ -195,9 +240,12 @@ def encode_note(note: Note) -> tuple[Any, ...] | None:
         note.body_line,
         [(h.level, h.text, h.line) for h in note.headings],
         [(b.id, b.line) for b in note.blocks],
-        [(t.name, t.line, t.column, t.inline) for t in note.tags],
+        [(i(t.name), t.line, t.column, t.inline) for t in note.tags],
         [
-            (l.kind.value, l.target, l.heading, l.block, l.alias, l.line, l.column, l.raw, l.field, l.image)
+            (
+                i(l.kind.value), i(l.target), l.heading and i(l.heading), l.block, l.alias,
+                l.line, l.column, l.raw, l.field and i(l.field), l.image,
+            )
             for l in note.links
         ],
         [(m.module, m.metric, m.fmt, m.line, m.column, m.raw) for m in note.metric_refs],

@@ -127,6 +127,7 @@ def load_vault(root: Path, config: Config | None, *, use_cache: bool = True) -> 
         config=config,
         folders=walker.folders,
         unparsed=unparsed,
+        cache_dir=cache.path.parent if cache is not None else None,
     )
 
 

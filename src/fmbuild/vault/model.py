@@ -174,6 +174,7 @@ class Vault:
     # Notes that exist but could not be parsed (too large, not UTF-8, unreadable): links to them
     # resolve, their headings cannot be checked; `problems` says why each was skipped.
     unparsed: set[str] = field(default_factory=set)
+    cache_dir: Path | None = None  # where derived data may be cached (`.fmbuild/`); None: no caching
 
     def note(self, path: str) -> Note | None:
         return self.notes.get(path)

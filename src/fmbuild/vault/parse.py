@@ -29,6 +29,21 @@ from fmbuild.vault.model import Block, Hazard, Heading, Link, LinkKind, MetricRe
 
 _YAML = YAMLHandler()
 
+
+class _FrontmatterLoader(yaml.CSafeLoader):  # type: ignore[misc]
+    """libyaml's safe loader, except that a date YAML cannot build (`2026-13-01`) stays text,
+    so the schema rule can say which field is wrong instead of the whole block failing."""
+
+
+def _timestamp_or_text(loader: yaml.CSafeLoader, node: yaml.Node) -> Any:
+    try:
+        return yaml.constructor.SafeConstructor.construct_yaml_timestamp(loader, node)
+    except (ValueError, OverflowError):
+        return loader.construct_scalar(node)
+
+
+_FrontmatterLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_or_text)
+
 # --- regions where nothing counts -------------------------------------------------------------
 
 # Openers, in one alternation so the earliest wins. Fences may be indented (inside list items)
@@ -392,6 +407,10 @@ def _hazards(masked: str, lines: _Lines) -> Iterator[Hazard]:
             yield Hazard("javascript-url", m.group(0)[:60], line, col)
 
 
+def _sorted_hazards(masked: str, lines: _Lines) -> list[Hazard]:
+    return sorted(_hazards(masked, lines), key=lambda h: (h.line, h.column))
+
+
 # --- frontmatter --------------------------------------------------------------------------------
 
 _FM_OPEN = re.compile(r"---[ \t]*\n")
@@ -529,9 +548,14 @@ def parse_note(path: str, text: str, *, sha256: str = "", size: int = 0) -> Note
         first_line = 2
         field_lines = _field_lines(fm_text, first_line)
         try:
-            data = _YAML.load(fm_text) if fm_text.strip() else {}
+            data = _YAML.load(fm_text, Loader=_FrontmatterLoader) if fm_text.strip() else {}
         except yaml.YAMLError as exc:
             problems.append(_yaml_problem(path, exc, first_line))
+            data = {}
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+            # Values libyaml parses but Python cannot build (e.g. nesting too deep).
+            problems.append(error(path, first_line, 1, "frontmatter-invalid",
+                                  f"frontmatter cannot be read: {exc}"))
             data = {}
         if data is None:
             data = {}
@@ -564,7 +588,7 @@ def parse_note(path: str, text: str, *, sha256: str = "", size: int = 0) -> Note
     body_links.sort(key=lambda link: (link.line, link.column))
     links.extend(body_links)
     metric_refs = list(_metric_refs(masked, lines))
-    hazards = list(_hazards(masked, lines)) if "<" in masked or "script" in masked.lower() else []
+    hazards = _sorted_hazards(masked, lines) if "<" in masked or "script" in masked.lower() else []
 
     return Note(
         path=path,

@@ -21,7 +21,7 @@ import difflib
 import posixpath
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Iterable, Literal
 
 from fmbuild.vault.model import Heading, Link, Note, Vault
 
@@ -46,6 +46,7 @@ class Resolution:
     suggestion: str | None = None  # closest existing target, as link text, when broken
     heading: Heading | None = None  # the heading the link points to, when found
     escapes: bool = False  # a relative path that climbs out of the vault
+    looked_for: str | None = None  # the vault path that was looked for, when broken
 
     @property
     def ok(self) -> bool:
@@ -117,9 +118,11 @@ class Resolver:
 
     # --- public API -------------------------------------------------------------------------------
 
-    def resolve_link(self, link: Link, source: Note) -> Resolution:
-        """Resolve a parsed link from `source`, including its heading or block."""
-        base = self.resolve_target(link.target, source.path)
+    def resolve_link(self, link: Link, source: Note, *, suggest: bool = True) -> Resolution:
+        """Resolve a parsed link from `source`, including its heading or block.
+
+        Resolutions are shared between calls: treat them as read-only."""
+        base = self.resolve_target(link.target, source.path, suggest=suggest)
         if not base.ok or not base.is_note or (link.heading is None and link.block is None):
             return base
         target = self.vault.notes.get(base.path or "")
@@ -139,15 +142,20 @@ class Resolver:
             block_ok = block_matches(target, link.block)
         return Resolution("ok", base.path, True, [], heading_ok, block_ok, None, heading)
 
-    def resolve_target(self, target: str, source_path: str) -> Resolution:
-        """Resolve a link path (no `#subpath`) written in the note at `source_path`."""
+    def resolve_target(self, target: str, source_path: str, *, suggest: bool = True) -> Resolution:
+        """Resolve a link path (no `#subpath`) written in the note at `source_path`.
+
+        With `suggest=False` a broken result carries no "did you mean" yet (see
+        `prime_suggestions`, which finds them for many targets at once)."""
+        if not target.strip():  # same-note link
+            return Resolution("ok", source_path, True)
         folder = source_path.rsplit("/", 1)[0] if "/" in source_path else ""
         key = (target, folder)
         found = self._memo.get(key)
         if found is None:
             found = self._memo[key] = self._locate(target, source_path, folder)
-        if not target.strip():  # same-note link: the memo is per folder, the note is not
-            return Resolution("ok", source_path, True)
+        if suggest and found.looked_for is not None and found.suggestion is None:
+            found.suggestion = self.suggest(found.looked_for)
         return found
 
     def note_for(self, resolution: Resolution) -> Note | None:
@@ -213,23 +221,39 @@ class Resolver:
         return None
 
     def _broken(self, t: str) -> Resolution:
-        return Resolution("broken", None, False, suggestion=self.suggest(t))
+        return Resolution("broken", None, False, looked_for=t)
 
     # --- did you mean -------------------------------------------------------------------------------
 
     def suggest(self, target: str) -> str | None:
         """The closest existing link text for a broken target (`techniques/evasion`), or None."""
         low = target.lower()
-        if low in self._suggest_memo:
-            return self._suggest_memo[low]
-        is_note = low.endswith(".md") or "." not in low.rsplit("/", 1)[-1]
-        query = low[:-3] if low.endswith(".md") else low
-        # Compare like with like: a bare name against note names, a path against paths.
-        keyed = self._choices(is_note, by_name="/" not in query)
-        best = closest(query, keyed[0])
-        result = keyed[1][best] if best is not None else None
-        self._suggest_memo[low] = result
-        return result
+        if low not in self._suggest_memo:
+            self.prime_suggestions([target])
+        return self._suggest_memo.get(low)
+
+    def prime_suggestions(self, targets: Iterable[str]) -> None:
+        """Find "did you mean" for many broken targets at once (one batched comparison)."""
+        groups: dict[tuple[bool, bool], list[str]] = {}
+        for target in targets:
+            low = target.lower()
+            if low in self._suggest_memo:
+                continue
+            self._suggest_memo[low] = None
+            is_note = low.endswith(".md") or "." not in low.rsplit("/", 1)[-1]
+            query = low[:-3] if low.endswith(".md") else low
+            # Compare like with like: a bare name against note names, a path against paths.
+            groups.setdefault((is_note, "/" not in query), []).append(low)
+        for (is_note, by_name), lows in groups.items():
+            keys, table = self._choices(is_note, by_name)
+            queries = [q[:-3] if q.endswith(".md") else q for q in lows]
+            for low, best in zip(lows, closest_many(queries, keys)):
+                self._suggest_memo[low] = table[best] if best is not None else None
+
+    @property
+    def suggestion_memo(self) -> dict[str, str | None]:
+        """Every suggestion found so far (lower-case target -> link text), to persist."""
+        return self._suggest_memo
 
     def _choices(self, notes: bool, by_name: bool) -> tuple[list[str], dict[str, str]]:
         """(lower-case keys, key -> link text), built once per kind."""
@@ -246,6 +270,28 @@ class Resolver:
 
 
 _CUTOFF = 0.75  # below this similarity a suggestion misleads more than it helps
+
+
+def closest_many(queries: list[str], choices: list[str]) -> list[str | None]:
+    """`closest` for many queries; batched in C++ (rapidfuzz.process.cdist) when there are many."""
+    if len(queries) >= 16 and choices and _process is not None:
+        try:
+            import numpy  # noqa: F401  (cdist returns a numpy matrix)
+        except ImportError:
+            numpy = None  # type: ignore[assignment]
+        if numpy is not None:
+            out: list[str | None] = []
+            step = max(1, 1_000_000 // len(choices))  # bound the score matrix to ~4 MB
+            for i in range(0, len(queries), step):
+                scores = _process.cdist(
+                    queries[i : i + step], choices, scorer=_fuzz.ratio,
+                    score_cutoff=_CUTOFF * 100, dtype=numpy.float32, workers=-1,
+                )
+                best = scores.argmax(axis=1)
+                for row, col in enumerate(best):
+                    out.append(choices[col] if scores[row, col] > 0 else None)
+            return out
+    return [closest(q, choices) for q in queries]
 
 
 def closest(query: str, choices: list[str]) -> str | None:

@@ -1,0 +1,235 @@
+"""`fmbuild edition cut|list|diff|keygen|sign|verify`: frozen, signed Editions of the manual.
+
+Exit codes: 0 done or verified; 1 not ready to cut (check errors, evidence that does not
+stand) or an Edition that does not verify; 2 usage errors (a bad or existing name, a missing
+key, a key inside the repository).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from fmbuild.commands.common import EXIT_FINDINGS, EXIT_OK, project_config
+from fmbuild.editions.errors import EditionError
+
+F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_KEY = Path("~/.config/fmbuild/edition-signing.key")
+
+
+def _fail(exc: EditionError) -> None:
+    click.echo(f"fmbuild: error: {exc.message}", err=True)
+    for line in exc.details:
+        click.echo(f"  {line}", err=True)
+    raise click.exceptions.Exit(exc.exit_code)
+
+
+def handled(fn: F) -> F:
+    """Turn an EditionError into its one-line message and exit code."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except EditionError as exc:
+            _fail(exc)
+        except OSError as exc:  # a disk or permission problem while writing
+            _fail(EditionError(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _editions_root() -> Path:
+    from fmbuild.editions.store import editions_root
+
+    return editions_root(project_config().project_root)
+
+
+def _repository() -> Path | None:
+    from fmbuild.editions.gitinfo import repository_root
+
+    config = project_config()
+    try:
+        return repository_root(config.project_root) or config.project_root.resolve()
+    except EditionError:
+        return config.project_root.resolve()
+
+
+@click.group("edition")
+def command() -> None:
+    """Cut, list, diff, sign and verify frozen Editions (editions/NAME/)."""
+
+
+@command.command("cut")
+@click.argument("name")
+@click.option("--allow-unverified", is_flag=True,
+              help="Cut even when some notes' evidence does not stand; they are marked in the Edition.")
+@click.option("--allow-dirty", is_flag=True,
+              help="Cut from a working tree with uncommitted changes (listed in the manifest).")
+@click.option("--since", metavar="EDITION", help="Compare with this Edition (default: the latest one).")
+@handled
+def cut(name: str, allow_unverified: bool, allow_dirty: bool, since: str | None) -> None:
+    """Freeze the manual at the current commit as editions/NAME/."""
+    from fmbuild.config import ConfigError
+    from fmbuild.editions.cut import CutOptions, cut_edition
+    from fmbuild.editions.store import check_name
+    from fmbuild.vault.load import load_project
+
+    check_name(name)
+    try:
+        config, vault = load_project()
+    except ConfigError as exc:
+        raise EditionError(str(exc)) from None
+    assert config is not None
+    say = lambda m: click.echo(m, err=True)
+    result = cut_edition(config, vault, name, CutOptions(allow_unverified, allow_dirty, since), log=say)
+    for standing in result.readiness.unverified:
+        say(f"warning: not verified at this Edition: {standing.path}: {standing.state}: {standing.detail}")
+    m = result.manifest
+    rel = os.path.relpath(result.folder, Path.cwd())
+    against = f" against Edition {result.changelog.previous}" if result.changelog.previous else " (the first Edition)"
+    click.echo(f"Edition {name} cut into {rel}/: {len(m['notes'])} notes, {len(m['modules'])} modules, "
+               f"{len(m['edges'])} graph edges, commit {m['commit'][:12]} of {m['date']}; changelog{against}.")
+
+
+@command.command("list")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@handled
+def list_(fmt: str) -> None:
+    """List the Editions, oldest first."""
+    from fmbuild.editions.store import list_editions
+
+    editions, problems = list_editions(_editions_root())
+    if fmt == "json":
+        click.echo(json.dumps([{"name": e.name, "date": e.date, "commit": e.commit, "notes": len(e.manifest["notes"]),
+                                "signed": e.signed, "previous": e.manifest.get("previous")} for e in editions],
+                              indent=2, sort_keys=True))
+    else:
+        if not editions:
+            click.echo("No Edition yet (cut one with: fmbuild edition cut NAME).")
+        for e in editions:
+            flags = ["signed" if e.signed else "unsigned"]
+            if e.manifest.get("unverified"):
+                flags.append(f"{len(e.manifest['unverified'])} unverified")
+            click.echo(f"{e.name:14} {e.date:10}  {e.commit[:12]:12}  {len(e.manifest['notes']):4} notes  {', '.join(flags)}")
+    for problem in problems:
+        click.echo(f"warning: {problem}", err=True)
+
+
+@command.command("diff")
+@click.argument("old")
+@click.argument("new")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
+@handled
+def diff(old: str, new: str, fmt: str) -> None:
+    """What changed from Edition OLD to Edition NEW."""
+    from fmbuild.editions import changelog as changes
+    from fmbuild.editions.store import find
+
+    root = _editions_root()
+    result = changes.compare(find(root, old).manifest, find(root, new).manifest)
+    if fmt == "json":
+        click.echo(changes.to_json_bytes(result).decode("utf-8"), nl=False)
+    else:
+        click.echo(changes.to_markdown(result), nl=False)
+
+
+@command.command("keygen")
+@click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False), default=str(DEFAULT_KEY),
+              show_default=True, help="Private key file (the public key goes beside it as FILE.pub).")
+@click.option("--force", is_flag=True, help="Allow a key path inside the repository.")
+@handled
+def keygen(out: Path, force: bool) -> None:
+    """Make an Ed25519 key pair for signing Editions (private key written 0600)."""
+    from fmbuild.editions.signing import generate, refuse_inside
+
+    out = out.expanduser()
+    refuse_inside(out, _repository_or_none(), force, "the private key would be written")
+    public, kid = generate(out)
+    click.echo(f"private key: {out} (mode 0600; keep it out of the repository)")
+    click.echo(f"public key:  {public} (key id {kid}; publish it so readers can run fmbuild edition verify --pubkey)")
+
+
+def _repository_or_none() -> Path | None:
+    """The repository to keep keys out of; None outside a project (keygen works anywhere)."""
+    from fmbuild.config import find_config
+    from fmbuild.editions.gitinfo import repository_root
+
+    config_path = find_config(Path.cwd())
+    start = config_path.parent if config_path else Path.cwd()
+    try:
+        found = repository_root(start)
+    except EditionError:
+        found = None
+    return found or (config_path.parent.resolve() if config_path else None)
+
+
+@command.command("sign")
+@click.argument("name")
+@click.option("--key", "key_path", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The Ed25519 private key (PEM), from fmbuild edition keygen.")
+@click.option("--force", is_flag=True, help="Replace an existing signature; allow a key inside the repository.")
+@handled
+def sign(name: str, key_path: Path, force: bool) -> None:
+    """Sign Edition NAME's manifest (which lists every file's hash)."""
+    from fmbuild.editions.signing import (
+        load_private,
+        loose_permissions,
+        refuse_inside,
+        signature_document,
+    )
+    from fmbuild.editions.store import MANIFEST, SIGNATURE, add_file, find
+
+    key_path = key_path.expanduser()
+    refuse_inside(key_path, _repository(), force, "the signing key is")
+    edition = find(_editions_root(), name)
+    key = load_private(key_path)
+    if loose_permissions(key_path):
+        click.echo(f"warning: {key_path} is readable by others; chmod 600 it", err=True)
+    target = edition.folder / SIGNATURE
+    if target.exists():
+        if not force:
+            raise EditionError(f"Edition {name} is already signed ({SIGNATURE}); pass --force to replace the signature")
+        target.unlink()
+    document = signature_document(key, (edition.folder / MANIFEST).read_bytes())
+    add_file(edition.folder, SIGNATURE, document)
+    kid = json.loads(document)["key_id"]
+    click.echo(f"Edition {name} signed with key {kid} (editions/{name}/{SIGNATURE})")
+
+
+@command.command("verify")
+@click.argument("name")
+@click.option("--pubkey", type=click.Path(path_type=Path, dir_okay=False),
+              help="The public key the Edition must be signed with (without it, the key in the signature is used).")
+@handled
+def verify(name: str, pubkey: Path | None) -> None:
+    """Re-hash every file Edition NAME's manifest lists and check its signature."""
+    from fmbuild.editions.integrity import verify_edition
+    from fmbuild.editions.signing import load_public
+    from fmbuild.editions.store import find
+
+    trusted = load_public(pubkey.expanduser()) if pubkey else None
+    edition = find(_editions_root(), name)
+    report = verify_edition(edition, trusted)
+    for problem in report.problems:
+        click.echo(f"editions/{name}/{problem}")
+    if report.signature is not None and not report.signature.ok:
+        click.echo(f"editions/{name}/{report.signature.message}")
+    if not report.ok:
+        click.echo(f"Edition {name} does NOT verify.", err=True)
+        raise click.exceptions.Exit(EXIT_FINDINGS)
+    files = ", ".join(report.checked)
+    if report.signature is None:
+        click.echo(f"Edition {name}: {len(report.checked)} files match the manifest ({files}); "
+                   "unsigned: this proves integrity against the manifest only, not who made it.")
+    else:
+        pinned = "" if trusted is not None else " (key not pinned: pass --pubkey to check who signed)"
+        click.echo(f"Edition {name}: {len(report.checked)} files match the manifest ({files}); "
+                   f"{report.signature.message}{pinned}.")
+    raise click.exceptions.Exit(EXIT_OK)

@@ -1,0 +1,122 @@
+"""`fmbuild new technique|pattern|anti-pattern|playbook "Title"` and `fmbuild new module NAME`.
+
+A note lands in its type's folder with a fresh id, today's dates, every required field filled
+(defaults the author should confirm are marked in a comment) and the section skeleton of
+WRITING.md; a technique, pattern or anti-pattern also gets its evidence module, unless
+`--module` names an existing one. Nothing is ever overwritten. Exit 0 created, 2 refused.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from fmbuild.commands.common import fail_usage, project_config
+
+
+def _vault():  # type: ignore[no-untyped-def]
+    from fmbuild.config import ConfigError
+    from fmbuild.vault.load import load_project
+
+    try:
+        config, vault = load_project()
+    except ConfigError as exc:
+        fail_usage(str(exc))
+        raise
+    if config is None:
+        fail_usage("fmbuild new needs the project's fmbuild.toml")
+    return config, vault
+
+
+def _report(files: list[Path]) -> None:
+    for path in files:
+        click.echo(f"created {os.path.relpath(path, Path.cwd())}")
+
+
+def _make(kind: str, title: str, **options: object) -> None:
+    from fmbuild.scaffold.create import NoteRequest, ScaffoldError, create_note
+
+    config, vault = _vault()
+    request = NoteRequest(kind=kind, title=title, **options)  # type: ignore[arg-type]
+    try:
+        created = create_note(config, vault, request)
+    except ScaffoldError as exc:
+        fail_usage(str(exc))
+        return
+    except OSError as exc:
+        fail_usage(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+        return
+    _report(created.files)
+    click.echo("next: fill in the sections, add the module's claims, then: fmbuild check && fmbuild verify", err=True)
+
+
+chapter_option = click.option("--chapter", type=int, help="Chapter of the table of contents (default by kind, marked to confirm).")
+tag_option = click.option("--tag", "tags", multiple=True, help="A tag from fmbuild.toml's vocabulary (repeatable).")
+module_option = click.option("--module", help="Back the note with this existing module instead of creating evidence/<slug>.")
+
+
+@click.group("new")
+def command() -> None:
+    """Scaffold a note (with its evidence module) or a module, ready for `fmbuild check`."""
+
+
+@command.command("technique")
+@click.argument("title")
+@click.option("--atlas", multiple=True, required=True, help="MITRE ATLAS technique ID, e.g. AML.T0043 (repeatable).")
+@chapter_option
+@tag_option
+@module_option
+def technique(title: str, atlas: tuple[str, ...], chapter: int | None, tags: tuple[str, ...], module: str | None) -> None:
+    """A technique note in techniques/, with its evidence module."""
+    _make("technique", title, atlas=list(atlas), chapter=chapter, tags=list(tags), module=module)
+
+
+@command.command("pattern")
+@click.argument("title")
+@click.option("--mitigates", "targets", multiple=True, required=True, help="A technique it mitigates, e.g. techniques/evasion (repeatable).")
+@chapter_option
+@tag_option
+@module_option
+def pattern(title: str, targets: tuple[str, ...], chapter: int | None, tags: tuple[str, ...], module: str | None) -> None:
+    """A pattern (a control) in patterns/, with its evidence module."""
+    _make("pattern", title, targets=list(targets), chapter=chapter, tags=list(tags), module=module)
+
+
+@command.command("anti-pattern")
+@click.argument("title")
+@click.option("--enables", "targets", multiple=True, required=True, help="A technique it opens the door to (repeatable).")
+@chapter_option
+@tag_option
+@module_option
+def anti_pattern(title: str, targets: tuple[str, ...], chapter: int | None, tags: tuple[str, ...], module: str | None) -> None:
+    """An anti-pattern in patterns/, with its evidence module."""
+    _make("anti-pattern", title, targets=list(targets), chapter=chapter, tags=list(tags), module=module)
+
+
+@command.command("playbook")
+@click.argument("title")
+@click.option("--covers", multiple=True, help="A technique the playbook covers (repeatable).")
+@click.option("--applies", multiple=True, help="A pattern the playbook applies (repeatable).")
+@chapter_option
+@tag_option
+def playbook(title: str, covers: tuple[str, ...], applies: tuple[str, ...], chapter: int | None, tags: tuple[str, ...]) -> None:
+    """An operational playbook in playbooks/."""
+    _make("playbook", title, covers=list(covers), applies=list(applies), chapter=chapter, tags=list(tags))
+
+
+@command.command("module")
+@click.argument("name")
+@click.option("--title", help="One line on what it demonstrates (default: the name).")
+def module(name: str, title: str | None) -> None:
+    """An evidence module evidence/NAME/ (run.py, README.md, module.toml)."""
+    from fmbuild.scaffold.create import ScaffoldError, create_module
+
+    config = project_config()
+    try:
+        created = create_module(config, name, title)
+    except ScaffoldError as exc:
+        fail_usage(str(exc))
+        return
+    _report(created.files)

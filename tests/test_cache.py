@@ -1,0 +1,194 @@
+"""The incremental parse cache: unchanged files are not parsed again; a bad cache is never trusted."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import marshal
+import os
+from pathlib import Path
+
+import pytest
+
+from fmbuild.vault import load as loading
+from fmbuild.vault.cache import CACHE_DIR, CACHE_FILE, FORMAT, MAGIC, ParseCache, encode_note, decode_note
+from fmbuild.vault.load import load_vault
+from fmbuild.vault.parse import parse_note
+
+NOTES = {
+    "a.md": "---\ntitle: A\ncreated: 2026-01-02\nwhen: 2026-01-02 10:30:00+02:00\nnested: {d: [2026-03-04]}\n"
+            "successor: \"[[b]]\"\n---\n# A\n\nSee [[b#Part|part]] ^blk #tag {{evidence:m:.1f}} <script>x</script>\n",
+    "b.md": "# B\n\n## Part\n",
+    "c.md": "---\nweird: !!set {x, y}\n---\n[[a]]\n",
+}
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Paths parsed during the test (the loader's parse calls are counted)."""
+    calls: list[str] = []
+    real = loading.parse_note
+
+    def counting(path: str, text: str, **kw):  # type: ignore[no-untyped-def]
+        calls.append(path)
+        return real(path, text, **kw)
+
+    monkeypatch.setattr(loading, "parse_note", counting)
+    monkeypatch.setattr(loading, "PARALLEL_THRESHOLD", 10**9)  # keep parsing in this process
+    return calls
+
+
+def snapshot(vault) -> dict:
+    return {p: (n.frontmatter, n.headings, n.blocks, n.tags, n.links, n.metric_refs, n.hazards, n.problems, n.sha256)
+            for p, n in vault.notes.items()}
+
+
+def cache_file(root: Path) -> Path:
+    return root / CACHE_DIR / CACHE_FILE
+
+
+def test_unchanged_files_are_not_parsed_again(write_files, counted: list[str]) -> None:
+    root = write_files(NOTES)
+    first = load_vault(root, None)
+    assert sorted(counted) == ["a.md", "b.md", "c.md"]
+    counted.clear()
+    second = load_vault(root, None)
+    # c.md's frontmatter holds a set, which the cache does not carry: it is parsed each time.
+    assert counted == ["c.md"]
+    assert snapshot(second) == snapshot(first)
+    assert second.notes["a.md"].frontmatter["created"] == dt.date(2026, 1, 2)
+    assert second.notes["a.md"].frontmatter["nested"] == {"d": [dt.date(2026, 3, 4)]}
+    assert second.notes["a.md"].frontmatter["when"].utcoffset() == dt.timedelta(hours=2)
+
+
+def test_a_changed_file_is_parsed_again(write_files, counted: list[str]) -> None:
+    root = write_files(NOTES)
+    load_vault(root, None)
+    counted.clear()
+    b = root / "b.md"
+    b.write_text("# B\n\n## Renamed\n", encoding="utf-8")
+    os.utime(b, ns=(b.stat().st_atime_ns, b.stat().st_mtime_ns + 1_000_000))
+    vault = load_vault(root, None)
+    assert sorted(counted) == ["b.md", "c.md"]
+    assert [h.text for h in vault.notes["b.md"].headings] == ["B", "Renamed"]
+
+
+def test_deleted_files_leave_the_cache(write_files) -> None:
+    root = write_files(NOTES)
+    load_vault(root, None)
+    (root / "b.md").unlink()
+    load_vault(root, None)
+    cache = ParseCache.for_vault(root, root.resolve())
+    cache.load()
+    assert "b.md" not in cache.entries and "a.md" in cache.entries
+
+
+def corrupt_variants(blob: bytes) -> dict[str, bytes]:
+    header = len(MAGIC) + 1 + 32
+    flipped = bytearray(blob)
+    flipped[-5] ^= 0xFF
+    return {
+        "empty": b"",
+        "garbage": os.urandom(200),
+        "truncated": blob[: len(blob) // 2],
+        "flipped byte": bytes(flipped),
+        "other format": MAGIC + bytes([FORMAT + 1]) + blob[len(MAGIC) + 1 :],
+        "a pickle": b"\x80\x04\x95" + blob[header:],
+    }
+
+
+@pytest.mark.parametrize("variant", ["empty", "garbage", "truncated", "flipped byte", "other format", "a pickle"])
+def test_corrupt_cache_is_discarded_and_rebuilt(write_files, counted: list[str], variant: str) -> None:
+    root = write_files(NOTES)
+    expected = snapshot(load_vault(root, None))
+    path = cache_file(root)
+    path.write_bytes(corrupt_variants(path.read_bytes())[variant])
+    counted.clear()
+    vault = load_vault(root, None)
+    assert sorted(counted) == ["a.md", "b.md", "c.md"]  # nothing was trusted
+    assert snapshot(vault) == expected
+    counted.clear()
+    load_vault(root, None)
+    assert counted == ["c.md"]  # and it was rebuilt
+
+
+def _forge(path: Path, content: object) -> None:
+    """Write a cache file with a valid header and digest around any content."""
+    payload = marshal.dumps(content)
+    path.write_bytes(MAGIC + bytes([FORMAT]) + hashlib.blake2b(payload, digest_size=32).digest() + payload)
+
+
+def test_foreign_cache_is_discarded(write_files, counted: list[str]) -> None:
+    root = write_files(NOTES)
+    load_vault(root, None)
+    cache = ParseCache.for_vault(root, root.resolve())
+    cache.load()
+    _forge(cache_file(root), {"fingerprint": "another fmbuild", "vault": str(root.resolve()), "entries": cache.entries})
+    counted.clear()
+    load_vault(root, None)
+    assert sorted(counted) == ["a.md", "b.md", "c.md"]
+    _forge(cache_file(root), {"fingerprint": cache.fingerprint, "vault": "/another/vault", "entries": cache.entries})
+    counted.clear()
+    load_vault(root, None)
+    assert sorted(counted) == ["a.md", "b.md", "c.md"]
+
+
+def test_entries_of_the_wrong_shape_are_misses_not_crashes(write_files, counted: list[str]) -> None:
+    root = write_files(NOTES)
+    expected = snapshot(load_vault(root, None))
+    cache = ParseCache.for_vault(root, root.resolve())
+    cache.load()
+    a_size, a_mtime, a_data = cache.entries["a.md"]
+    b_size, b_mtime, b_data = cache.entries["b.md"]
+    bad_links = list(a_data)
+    bad_links[9] = [("no-such-kind", "x")]
+    entries = {
+        "a.md": (a_size, a_mtime, tuple(bad_links)),
+        "b.md": (b_size, b_mtime, ("too", "short")),
+        "c.md": "not even a tuple",
+    }
+    _forge(cache_file(root), {"fingerprint": cache.fingerprint, "vault": str(root.resolve()), "entries": entries})
+    counted.clear()
+    vault = load_vault(root, None)
+    assert sorted(counted) == ["a.md", "b.md", "c.md"]
+    assert snapshot(vault) == expected
+
+
+def test_cache_that_cannot_be_written_is_not_an_error(write_files, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = write_files(NOTES)
+    (root / CACHE_DIR).write_text("a file where the cache folder should be", encoding="utf-8")
+    vault = load_vault(root, None)
+    assert set(vault.notes) == {"a.md", "b.md", "c.md"}
+
+
+def test_no_cache_writes_nothing(write_files) -> None:
+    root = write_files(NOTES)
+    vault = load_vault(root, None, use_cache=False)
+    assert not (root / CACHE_DIR).exists() and vault.cache_dir is None
+
+
+def test_cache_lives_in_the_project_and_is_git_ignored(fixture_vault) -> None:
+    from fmbuild.vault.load import load_project
+
+    project = fixture_vault("core-manual")
+    config, vault = load_project(start=project)
+    assert vault.cache_dir == project / CACHE_DIR
+    assert (project / CACHE_DIR / ".gitignore").read_text(encoding="utf-8").strip().endswith("*")
+
+
+def test_encode_decode_round_trip() -> None:
+    note = parse_note("x/a.md", NOTES["a.md"], sha256="abc", size=10)
+    encoded = encode_note(note)
+    assert encoded is not None
+    assert decode_note("x/a.md", marshal.loads(marshal.dumps(encoded))) == note
+    assert encode_note(parse_note("c.md", NOTES["c.md"])) is None
+
+
+def test_suggestions_are_cached_while_the_files_are_the_same(write_files, fmbuild) -> None:
+    root = write_files({"note-one.md": "[[note-onw]]\n"})
+    first = fmbuild("check", "--vault", str(root))
+    assert "did you mean [[note-one]]?" in first.stdout
+    assert (root / CACHE_DIR / "suggest-cache.bin").exists()
+    assert fmbuild("check", "--vault", str(root)).stdout == first.stdout
+    (root / "note-onx.md").write_text("x", encoding="utf-8")  # the set of files changed
+    assert "did you mean" in fmbuild("check", "--vault", str(root)).stdout

@@ -1,0 +1,131 @@
+"""Bad input is one clear diagnostic on that file, never a traceback, and checking goes on."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from fmbuild.vault.load import load_vault
+
+
+def check_json(fmbuild, vault: Path) -> tuple[int, list[tuple[str, int, int, str]]]:
+    result = fmbuild("check", "--vault", str(vault), "--format", "json", "--no-cache")
+    assert "Traceback" not in result.stderr
+    found = json.loads(result.stdout)
+    return result.exit_code, [(d["path"], d["line"], d["column"], d["code"]) for d in found]
+
+
+GOOD = {"good.md": "# Good\n\n[[broken-one]]\n"}
+GOOD_FINDING = ("good.md", 3, 1, "link-broken")
+
+
+def test_malformed_yaml(fmbuild, write_files) -> None:
+    vault = write_files({**GOOD, "bad.md": "---\ntitle: ok\nlist: [a, b\nnext: x\n---\n# Body\n"})
+    code, found = check_json(fmbuild, vault)
+    assert code == 1
+    assert found == [("bad.md", 4, 5, "frontmatter-invalid"), GOOD_FINDING]
+
+
+def test_yaml_tab_indentation(fmbuild, write_files) -> None:
+    vault = write_files({"bad.md": "---\ntitle: ok\n\tmaturity: draft\n---\n"})
+    code, found = check_json(fmbuild, vault)
+    assert code == 1 and found == [("bad.md", 3, 1, "frontmatter-invalid")]
+
+
+def test_non_utf8_bytes(fmbuild, write_files) -> None:
+    vault = write_files({**GOOD, "latin1.md": "# Caf\xe9\n\nline two caf\xe9\n".encode("latin-1")})
+    code, found = check_json(fmbuild, vault)
+    assert code == 1
+    assert found == [GOOD_FINDING, ("latin1.md", 1, 6, "encoding")]
+
+
+def test_encoding_message_says_where_and_what_to_do(fmbuild, write_files) -> None:
+    vault = write_files({"x.md": b"ok\nab\xff"})
+    result = fmbuild("check", "--vault", str(vault), "--no-cache")
+    assert "x.md:2:3: error[encoding] not valid UTF-8 (byte 0xff at offset 5)" in result.stdout
+    assert "UTF-8" in result.stdout
+
+
+def test_symlink_out_of_the_vault(fmbuild, write_files, tmp_path: Path) -> None:
+    outside = tmp_path / "secret.md"
+    outside.write_text("# Secret [[leak]]\n", encoding="utf-8")
+    vault = write_files(GOOD)
+    (vault / "link.md").symlink_to(outside)
+    (vault / "dir-link").symlink_to(tmp_path, target_is_directory=True)
+    code, found = check_json(fmbuild, vault)
+    assert code == 1
+    assert found == [("dir-link", 0, 0, "path-escape"), GOOD_FINDING, ("link.md", 0, 0, "path-escape")]
+
+
+def test_symlink_inside_the_vault_is_followed_and_dangling_one_reported(fmbuild, write_files) -> None:
+    vault = write_files({"real.md": "# Real\n", "a.md": "[[alias]] [[gone]]\n"})
+    (vault / "alias.md").symlink_to(vault / "real.md")
+    (vault / "gone.md").symlink_to(vault / "nowhere.md")
+    code, found = check_json(fmbuild, vault)
+    assert found == [("a.md", 1, 11, "link-broken"), ("gone.md", 0, 0, "file-unreadable")]
+
+
+def test_file_over_the_size_limit(fmbuild, write_files) -> None:
+    vault = write_files({**GOOD, "huge.md": "x" * (2 * 1024 * 1024 + 1), "big.png": b"\0" * (2 * 1024 * 1024 + 1),
+                         "links.md": "[[huge]] ![[big.png]]\n"})
+    code, found = check_json(fmbuild, vault)
+    assert code == 1
+    # The files still exist for links; each is one diagnostic.
+    assert found == [("big.png", 0, 0, "file-too-large"), GOOD_FINDING, ("huge.md", 0, 0, "file-too-large")]
+
+
+def test_size_limit_comes_from_the_config(fmbuild, fixture_vault) -> None:
+    project = fixture_vault("core-manual")
+    (project / "vault" / "sources" / "blob.pdf").write_bytes(b"\0" * 70_000)  # limit is 65536 there
+    result = fmbuild("check", "--format", "json", cwd=project)
+    found = json.loads(result.stdout)
+    assert [(d["path"], d["code"]) for d in found] == [("sources/blob.pdf", "file-too-large")]
+    assert "70,000 bytes is over the limit of 65,536" in found[0]["message"]
+
+
+def test_unreadable_folder(fmbuild, write_files, monkeypatch) -> None:
+    vault = write_files({**GOOD, "locked/inside.md": "# hidden\n"})
+    real_scandir = os.scandir
+
+    def scandir(path):  # the suite may run as root, for whom chmod 000 locks nothing
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    code, found = check_json(fmbuild, vault)
+    assert code == 1
+    assert found == [GOOD_FINDING, ("locked", 0, 0, "file-unreadable")]
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads everything")
+def test_unreadable_file_for_real(fmbuild, write_files) -> None:
+    vault = write_files({**GOOD, "secret.md": "# no\n"})
+    (vault / "secret.md").chmod(0)
+    try:
+        code, found = check_json(fmbuild, vault)
+    finally:
+        (vault / "secret.md").chmod(0o644)
+    assert ("secret.md", 0, 0, "file-unreadable") in found
+
+
+def test_every_bad_input_at_once_still_checks_the_rest(write_files, tmp_path: Path) -> None:
+    outside = tmp_path / "o.md"
+    outside.write_text("x", encoding="utf-8")
+    vault = write_files({
+        **GOOD,
+        "yaml.md": "---\n: : :\n---\n",
+        "bytes.md": b"\xc3\x28",
+        "huge.md": "y" * (3 * 1024 * 1024),
+    })
+    (vault / "escape.md").symlink_to(outside)
+    loaded = load_vault(vault, None, use_cache=False)
+    assert set(loaded.notes) == {"good.md", "yaml.md"}
+    assert loaded.unparsed == {"bytes.md", "huge.md"}
+    assert sorted((d.path, d.code) for d in loaded.problems) == [
+        ("bytes.md", "encoding"), ("escape.md", "path-escape"), ("huge.md", "file-too-large"),
+    ]
+    assert [p.code for p in loaded.notes["yaml.md"].problems] == ["frontmatter-invalid"]

@@ -1,0 +1,137 @@
+"""Isolation pieces: the sandbox's view, the environment allowlist, the capped log, the choice of
+executor when bubblewrap is missing, and what the fallback says it lacks."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+import fmbuild.evidence.isolation as isolation
+from fmbuild.evidence.capture import CappedLog, tail_lines
+from fmbuild.evidence.isolation import (
+    SANDBOX_OUT,
+    BubblewrapExecutor,
+    IsolationError,
+    Launch,
+    SubprocessExecutor,
+    choose_executor,
+)
+from fmbuild.evidence.limits import Limits, PidsCgroup
+from test_evidence_support import make_project, run_modules
+
+LIMITS = Limits(timeout_s=10, memory_mb=512, max_processes=32, max_file_mb=8, max_log_bytes=1 << 20)
+
+
+def launch(tmp_path: Path, argv: list[str], env: dict[str, str] | None = None) -> Launch:
+    (tmp_path / "out").mkdir(exist_ok=True)
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    return Launch(argv=argv, cwd=tmp_path, project_root=tmp_path, out_dir=tmp_path / "out",
+                  tmp_dir=tmp_path / "tmp", env=env or {"PATH": "/usr/bin:/bin"})
+
+
+def test_sandbox_view_hides_git_and_state(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".fmbuild").mkdir()
+    args = BubblewrapExecutor().arguments(launch(tmp_path, ["true"]))
+    joined = " ".join(args)
+    assert f"--tmpfs {tmp_path / '.git'}" in joined and f"--tmpfs {tmp_path / '.fmbuild'}" in joined
+    assert f"--ro-bind {tmp_path} {tmp_path}" in joined
+    assert f"--bind {tmp_path / 'out'} {SANDBOX_OUT}" in joined
+    for flag in ("--unshare-net", "--unshare-pid", "--unshare-user", "--die-with-parent", "--new-session"):
+        assert flag in args
+    assert "--ro-bind /etc /etc" not in joined and "/etc/shadow" not in joined
+    assert args.index("--remount-ro") > args.index(SANDBOX_OUT)
+    assert str(Path(sys.base_prefix)) in args  # the interpreter is visible, read-only
+
+
+def test_environment_is_an_allowlist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "nope")
+    monkeypatch.setenv("SSH_AUTH_SOCK", "/tmp/agent")
+    project = make_project(tmp_path)
+    module = project / "evidence" / "ev-uncited"
+    (module / "run.py").write_text(
+        "import json, os\nfrom pathlib import Path\n"
+        "(Path(os.environ['FMBUILD_OUT']) / 'metrics.json').write_text(json.dumps({'env': sorted(os.environ)}))\n"
+    )
+    for executor in (SubprocessExecutor(), *( [BubblewrapExecutor()] if isolation.bwrap_usable()[0] else [])):
+        r = run_modules(project, "ev-uncited", executor=executor, use_cache=False)["ev-uncited"]
+        names = set(r.metrics["env"])
+        assert "AWS_SECRET_ACCESS_KEY" not in names and "SSH_AUTH_SOCK" not in names
+        assert {"PATH", "HOME", "TMPDIR", "FMBUILD_OUT", "FMBUILD_DEVICE", "FMBUILD_SEED", "FMBUILD_SCALE"} <= names
+        allowed_prefixes = ("FMBUILD_", "LC_", "PYTHON", "JUPYTER_", "MPL", "XDG_")
+        allowed = {"PATH", "HOME", "TMPDIR", "LANG", "TZ", "VIRTUAL_ENV", "IPYTHONDIR", "PWD",
+                   "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "CUDA_VISIBLE_DEVICES",
+                   "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES"}
+        assert all(n in allowed or n.startswith(allowed_prefixes) for n in names), names
+
+
+def test_file_size_limit(tmp_path: Path) -> None:
+    code = "open('big', 'wb').write(b'x' * (16 * 1024 * 1024))"
+    result = SubprocessExecutor().run(launch(tmp_path, [sys.executable, "-c", code]), LIMITS)
+    assert result.returncode != 0
+    assert result.signal_name == "SIGXFSZ" or b"File too large" in result.log
+
+
+def test_missing_command_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    result = SubprocessExecutor().run(launch(tmp_path, ["/nonexistent/python"]), LIMITS)
+    assert result.returncode == 127 and b"could not start" in result.log
+
+
+def test_capped_log_keeps_head_and_tail() -> None:
+    log = CappedLog(256 * 1024)
+    for i in range(10_000):
+        log.feed(f"line {i:05d} {'x' * 90}\n".encode())
+    data = log.content()
+    assert log.truncated and log.total > len(data)
+    assert data.startswith(b"line 00000") and b"line 09999" in data[-200:]
+    assert b"bytes of output cut here" in data
+    assert len(data) < 256 * 1024 + 200
+
+
+def test_small_log_is_kept_whole() -> None:
+    log = CappedLog(1 << 20)
+    log.feed(b"hello\n")
+    assert log.content() == b"hello\n" and not log.truncated
+
+
+def test_tail_lines() -> None:
+    text = "\n".join(str(i) for i in range(100))
+    assert tail_lines(text, 3) == "97\n98\n99"
+
+
+def test_without_bubblewrap_auto_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(isolation, "bwrap_usable", lambda: (False, "bubblewrap (bwrap) is not installed"))
+    assert isinstance(choose_executor("auto"), SubprocessExecutor)
+    assert isolation.fallback_reason() == "bubblewrap (bwrap) is not installed"
+    with pytest.raises(IsolationError, match="not installed"):
+        choose_executor("bubblewrap")
+
+
+def test_fallback_without_cgroups_says_it_has_no_process_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(isolation, "cgroups_available", lambda: False)
+    monkeypatch.setattr(isolation, "nproc_enforced", lambda: False)
+    executor = SubprocessExecutor()
+    assert "process limit" in executor.lacks()
+    assert "no process limit" in executor.describe(LIMITS)
+    assert "process limit" in BubblewrapExecutor().lacks()
+
+
+def test_pids_cgroup_holds_for_root(tmp_path: Path) -> None:
+    group = PidsCgroup.create(8)
+    if group is None:
+        pytest.skip("no writable pids cgroup here")
+    group.remove()
+    code = (
+        "import os, time\nn = 0\n"
+        "for _ in range(50):\n"
+        "    try:\n        pid = os.fork()\n    except OSError:\n        break\n"
+        "    if pid == 0:\n        time.sleep(30); os._exit(0)\n"
+        "    n += 1\nprint('forked', n)\n"
+    )
+    limits = Limits(timeout_s=20, memory_mb=512, max_processes=8, max_file_mb=8, max_log_bytes=1 << 20)
+    result = SubprocessExecutor().run(launch(tmp_path, [sys.executable, "-c", code]), limits)
+    forked = int(result.log.decode().split("forked")[1].split()[0])
+    assert forked < 8
+    assert result.killed_leftovers == forked  # the sleeping children were found and killed
