@@ -26,9 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.gen_vault import generate_vault  # noqa: E402
-from fmbuild.site.build import BuildOptions, build_site  # noqa: E402
-from fmbuild.vault.load import load_project  # noqa: E402
+from benchmarks.gen_vault import generate_vault
+from fmbuild.site.build import BuildOptions, build_site
+from fmbuild.vault.load import load_project
 
 TARGET = 0.10
 

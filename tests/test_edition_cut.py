@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,9 @@ def test_cut_writes_a_whole_edition(repo: Path, monkeypatch: pytest.MonkeyPatch)
     assert result.exit_code == 0, result.output
     folder = repo / "editions" / "2026.1"
     assert sorted(p.name for p in folder.iterdir()) == ["CHANGELOG.md", "changelog.json", "manifest.json", "manual.html"]
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~umask  # not the staging folder's private 0700
     manifest = json.loads((folder / "manifest.json").read_text())
     head = (repo / ".git" / "refs" / "heads" / "main").read_text().strip()
     assert manifest["name"] == "2026.1" and manifest["commit"] == head

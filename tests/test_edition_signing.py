@@ -115,3 +115,19 @@ def test_bad_key_files_are_one_line_errors(repo: Path, tmp_path: Path, monkeypat
         result = fmbuild(monkeypatch, repo, "edition", *args)
         assert result.exit_code == 2 and "Traceback" not in result.output
         assert result.output.startswith("fmbuild: error: ") and "junk.key" in result.output
+
+
+def test_source_check_against_the_commit(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_edition_support import commit_all
+
+    assert fmbuild(monkeypatch, repo, "edition", "cut", "2026.1").exit_code == 0
+    ok = fmbuild(monkeypatch, repo, "edition", "verify", "2026.1", "--source")
+    assert ok.exit_code == 0 and "every note and record file matches commit" in ok.output
+    path = repo / "editions" / "2026.1" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["notes"][0]["sha256"] = "0" * 64  # an unsigned manifest claiming other content
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    commit_all(repo, "tamper")
+    bad = fmbuild(monkeypatch, repo, "edition", "verify", "2026.1", "--source")
+    assert bad.exit_code == 1
+    assert f"vault/{manifest['notes'][0]['path']}: differs at commit" in bad.stdout

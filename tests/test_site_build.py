@@ -9,9 +9,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from browser.sitekit import SITE_BASIC, build, copy_fixture
 from click.testing import CliRunner
 
-from browser.sitekit import SITE_BASIC, VAULTS, build, copy_fixture
 from fmbuild.cli import cli
 from fmbuild.site.build import BuildError
 from fmbuild.site.output import MARKER
@@ -40,7 +40,7 @@ def test_site_has_every_generated_page(built: Path) -> None:
 
 def test_no_third_party_requests_in_the_output(built: Path) -> None:
     """Nothing that loads by itself (script, style, image, font, frame) points off the site."""
-    loads = re.compile(r"""<(?:script|link|img|iframe|source|video|audio)\b[^>]*?(?:src|href)=["']?(https?:)?//""", re.I)
+    loads = re.compile(r"""<(?:script|link|img|iframe|source|video|audio)\b[^>]*?(?:src|href)=["']?(https?:)?//""", re.IGNORECASE)
     for page in (built / "site").rglob("*.html"):
         text = page.read_text(encoding="utf-8")
         assert not loads.search(text), page
@@ -59,6 +59,16 @@ def test_note_page_shows_the_record(built: Path) -> None:
     assert 'id="block-mechanism"' in page and 'href="#block-mechanism"' in page
     assert 'id="how-it-works_1"' in page
     assert "private: rewrite this intro" not in page and "three lines" not in page
+
+
+def test_claim_without_a_verdict_is_shown_as_such(tmp_path: Path) -> None:
+    root = copy_fixture(tmp_path / "p")
+    note = root / "vault" / "techniques" / "evasion.md"
+    note.write_text(note.read_text().replace('    fgsm.accuracy: "<= 0.3"\n', '    fgsm.accuracy: "<= 0.3"\n    fgsm.epsilon: "<= 0.2"\n'))
+    report = build(root, run_mkdocs=False, fail_on_check=False)
+    staged = (report.staging / "docs" / "techniques" / "evasion.md").read_text()
+    row = staged.split("<code>fgsm.epsilon</code>")[1].split("</tr>")[0]
+    assert "0.1" in row and "no verdict" in row and ">met<" not in row
 
 
 def test_evidence_artifacts_published_by_type(built: Path) -> None:
@@ -210,11 +220,24 @@ def test_plain_obsidian_vault_needs_output_and_is_sanitised(tmp_path: Path) -> N
     assert (tmp_path / "out" / "sub dir" / "Ünïcode note (draft)" / "index.html").is_file()
 
 
-def test_fixture_is_check_clean() -> None:
+def test_fixture_is_check_clean(tmp_path: Path) -> None:
     """The fixture must stay valid, or every build test above tests a refusal."""
     from fmbuild.check import run_checks
     from fmbuild.vault.load import load_project
 
-    config, vault = load_project(start=SITE_BASIC, use_cache=False)
+    config, vault = load_project(start=copy_fixture(tmp_path / "p", SITE_BASIC), use_cache=False)
     assert [d.text() for d in run_checks(vault, config)] == []
-    assert VAULTS.is_dir()
+
+
+def test_titles_and_tags_are_escaped_everywhere_mkdocs_prints_them(tmp_path: Path) -> None:
+    """MkDocs and Material print page titles, nav labels and the site name as HTML."""
+    vault = tmp_path / "evil vault <i>"
+    vault.mkdir()
+    (vault / "evil.md").write_text(
+        '---\ntitle: "<img src=x onerror=alert(1)> Evil"\ntags: ["<b>t</b>"]\n---\n\n## Part\n\nText.\n'
+    )
+    result = CliRunner().invoke(cli, ["build", "--vault", str(vault), "--output", str(tmp_path / "out"), "--strict"])
+    assert result.exit_code == 0, result.output
+    for page in (tmp_path / "out").rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        assert "<img src=x" not in text and "<b>t</b>" not in text and "<i>" not in text, page

@@ -12,7 +12,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from browser.sitekit import copy_fixture
 
 pytestmark = pytest.mark.slow

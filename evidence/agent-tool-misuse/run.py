@@ -10,6 +10,7 @@ stopped by the lab's hard step cap. Each defence configuration replays every sce
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import sys
@@ -67,6 +68,7 @@ def task_completed(s: Scenario, ep: Episode, folder: Path) -> bool:
 def play(run: kit.Run, name: str, planner: Planner, scenarios: list[Scenario], lab: WebLab, http: httpx.Client) -> dict[str, float]:
     audit_path = run.artifact(f"audit/{planner.name}-{name}.jsonl") if name in AUDITED else None
     audit = audit_path.open("w", encoding="utf-8") if audit_path else None
+    episodes = run.artifact(f"episodes/{planner.name}-{name}.jsonl").open("w", encoding="utf-8")
     wins: dict[str, list[bool]] = defaultdict(list)
     benign_ok: list[bool] = []
     utility: list[bool] = []
@@ -75,7 +77,7 @@ def play(run: kit.Run, name: str, planner: Planner, scenarios: list[Scenario], l
     steps_on_runaway: list[int] = []
     try:
         for s in scenarios:
-            folder = run.out / "agent" / planner.name / name / s.sid
+            folder = run.out / "scratch" / planner.name / name / s.sid
             shutil.rmtree(folder, ignore_errors=True)
             materialise(folder / "workspace", s.files)
             (folder / "canary").mkdir(parents=True, exist_ok=True)
@@ -101,12 +103,16 @@ def play(run: kit.Run, name: str, planner: Planner, scenarios: list[Scenario], l
             else:
                 benign_ok.append(task_completed(s, ep, folder))
                 false_halts += ep.halted_by is not None
+            summary = {"planner": planner.name, "defence": name, "scenario": s.sid, "steps": ep.steps,
+                       "refused": len(ep.refused), "halted_by": ep.halted_by,
+                       "outcome": ("attack-succeeded" if won else "attack-failed") if s.kind == "attack" else
+                       ("completed" if benign_ok[-1] else "not-completed")}
+            episodes.write(json.dumps(summary) + "\n")
             if name in ("none", "layered"):
-                run.log("agent.episode", planner=planner.name, defence=name, scenario=s.sid, steps=ep.steps,
-                        refused=len(ep.refused), halted_by=ep.halted_by,
-                        outcome=("attack-succeeded" if won else "attack-failed") if s.kind == "attack" else
-                        ("completed" if benign_ok[-1] else "not-completed"))
+                run.log("agent.episode", **summary)
+            shutil.rmtree(folder)  # the effects are judged; thousands of scratch files need not outlive the run
     finally:
+        episodes.close()
         if audit is not None:
             audit.close()
     all_wins = [w for ws in wins.values() for w in ws]
@@ -183,6 +189,7 @@ def main() -> None:
             llm(run, scenarios, lab, http)
     finally:
         lab.stop()
+        shutil.rmtree(run.out / "scratch", ignore_errors=True)
     run.finish()
 
 

@@ -157,4 +157,5 @@ run.log("environment.drift", now=drift(doc["components"]), simulated=found)
 frameworks = {c["name"].lower(): c["version"] for c in doc["components"] if c["name"].lower() in FRAMEWORKS}
 run.log("bom.frameworks", **frameworks)
 
+shutil.rmtree(work, ignore_errors=True)  # the BOM stays; the model and data copies are reproducible
 run.finish()

@@ -58,6 +58,7 @@ wheels.build_wheel(mirror_index, "fm-featurizer", "1.0.0", attacker_source(canar
 genuine_hash = wheels.sha256(genuine_wheel)
 lock = work / "requirements.lock"
 lock.write_text(f"fm-featurizer==1.0.0 --hash=sha256:{genuine_hash}\n")
+run.metric("packages.locked_sha256", genuine_hash)
 run.log("lock.written", requirement="fm-featurizer==1.0.0", sha256=genuine_hash)
 
 pip_env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
@@ -178,4 +179,6 @@ finally:
 
 run.metric("models.recall_drop_if_poisoned",
            run.metrics["models"]["genuine"][f"recall_class_{SOURCE}"] - run.metrics["models"]["poisoned"][f"recall_class_{SOURCE}"])
+shutil.copyfile(lock, run.artifact("requirements.lock"))
+shutil.rmtree(work, ignore_errors=True)  # wheels, installed copies and the hub: not needed in the record
 run.finish()

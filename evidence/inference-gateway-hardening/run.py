@@ -29,14 +29,18 @@ from servers import ClientPolicy, GatewaySettings, Served, gateway_app, key_dige
 HERE = Path(__file__).resolve().parent
 
 
-def attacker(run: kit.Run, mode: str, target: str, path: str, files: dict[str, Path], extra: list[str]) -> dict[str, Any]:
-    out = run.artifact(f"attacker/{mode}-{target.rsplit(':', 1)[1]}.json")
+def attacker(run: kit.Run, mode: str, name: str, target: str, path: str, files: dict[str, Path], extra: list[str]) -> dict[str, Any]:
+    out = run.artifact(f"attacker/{mode}-{name}.json")
     cmd = [sys.executable, str(HERE / "attacker.py"), mode, "--target", target, "--path", path,
            "--keys", str(files["keys"]), "--pool", str(files["pool"]), "--out", str(out), *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     if proc.returncode != 0:
         raise SystemExit(f"attacker {mode} against {target} failed:\n{proc.stderr[-2000:]}")
-    return json.loads(out.read_text())
+    result = json.loads(out.read_text())
+    if "crawl" in result:  # keep the stolen rows in memory only: the saved file says how many, not which
+        kept = {k: v for k, v in result["crawl"].items() if k not in ("x", "y")}
+        out.write_text(json.dumps({**result, "crawl": kept}, indent=1))
+    return result
 
 
 def fidelity(x: list[list[float]], y: list[int], victim: Any, x_test: np.ndarray) -> float:
@@ -81,11 +85,13 @@ def main() -> None:
             run.log("servers.up", **{name: url for name, (url, _) in targets.items()})
             results: dict[str, dict[str, Any]] = {}
             for name, (url, path) in targets.items():
-                got = attacker(run, "attack", url, path, files, extra)
-                got["bench"] = attacker(run, "bench", url, path, files, extra)
+                got = attacker(run, "attack", name, url, path, files, extra)
+                got["bench"] = attacker(run, "bench", name, url, path, files, extra)
                 results[name] = got
                 report(run, name, got, victim, x_test)
             sent_to_gateway = expected_requests(results["hardened"])
+    for scratch in files.values():  # the lab's API keys and query pool are inputs, not results
+        scratch.unlink()
     logged = sum(1 for _ in access_log.open(encoding="utf-8"))
     run.metric("hardened.access_log_lines", logged)
     run.metric("hardened.access_log_coverage", logged / sent_to_gateway)

@@ -1,5 +1,5 @@
 """Training-data poisoning on the digits CNN: targeted label flipping and a pixel-trigger backdoor,
-then poisoned-sample detection (activation clustering and spectral signatures) and retraining.
+then poisoned-sample detection by activation clustering and retraining on the sanitized set.
 
 1. Baseline: the CNN trained on clean data.
 2. Label flipping: part of the training "3"s are relabelled "8". The model learns the lie for
@@ -11,8 +11,9 @@ then poisoned-sample detection (activation clustering and spectral signatures) a
    (activation clustering, Chen et al. 2018). It reports detection rate (poisoned samples
    flagged) and false-positive rate (clean samples flagged); the flagged samples are removed and
    the model retrained, and the backdoor is measured again.
-5. Acceptance: a clean-accuracy acceptance test, the usual pre-deployment check, run on the
-   backdoored model (it passes, which is the failure the anti-pattern is about).
+5. Acceptance: the usual pre-deployment check ("no more than 2 points below the model in
+   production", here the clean model), run on the backdoored model. It passes, which is the
+   failure the training-on-unverified-data anti-pattern is about.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ device = run.torch_device()
 EPOCHS = run.pick(full=30, smoke=3)
 FLIP_SOURCE, FLIP_TARGET, FLIP_FRACTION = 3, 8, 0.6
 BACKDOOR_TARGET, POISON_RATE = 0, 0.05
-ACCEPTANCE_THRESHOLD = 0.95  # the clean-accuracy bar a typical release check sets
+ACCEPTANCE_MAX_DROP = 0.02  # a typical release check: clean accuracy within 2 points of production
 AC_MAX_CLUSTER = 0.45  # activation clustering: the suspect cluster must be the clear minority ...
 AC_MIN_SILHOUETTE = 0.40  # ... and well separated (genuine handwriting styles score about 0.2-0.35)
 
@@ -190,10 +191,11 @@ def main() -> None:
     run.metric("backdoor.attack_success_rate", asr)
     run.metric("backdoor.clean_accuracy_drop", run.metrics["clean_model"]["clean_accuracy"] - clean_acc)
     run.log("model.evaluated", model="backdoor", clean_accuracy=round(clean_acc, 4), attack_success_rate=round(asr, 4))
-    passed = clean_acc >= ACCEPTANCE_THRESHOLD
-    run.metric("acceptance.threshold", ACCEPTANCE_THRESHOLD)
+    threshold = run.metrics["clean_model"]["clean_accuracy"] - ACCEPTANCE_MAX_DROP
+    passed = clean_acc >= threshold
+    run.metric("acceptance.threshold", threshold)
     run.metric("acceptance.backdoored_model_passed", passed)
-    run.log("release.acceptance_test", model="backdoor", check="clean_accuracy", threshold=ACCEPTANCE_THRESHOLD,
+    run.log("release.acceptance_test", model="backdoor", check="clean_accuracy_vs_production", threshold=round(threshold, 4),
             measured=round(clean_acc, 4), verdict="pass" if passed else "fail")
     trigger_figure(x_te[y_te != BACKDOOR_TARGET], backdoored)
 

@@ -251,7 +251,9 @@ def show_context(run: kit.Run, event: str, index: Index, victims: list, vecs: np
             continue
         seen.add(str(campaign["name"]))
         run.log(event, campaign=campaign["name"], query=query,
-                context=[{"rank": r + 1, "topic": p.topic, "source": p.source, "text": p.text[:120]} for r, p in enumerate(top)])
+                context=[{"rank": r + 1, "topic": p.topic, "source": p.source,
+                          # the poison in full, so the log shows the payload the generator would read
+                          "text": p.text if p.source == UPLOAD else p.text[:120]} for r, p in enumerate(top)])
 
 
 def plot(run: kit.Run, results: dict[str, dict[str, float]]) -> None:

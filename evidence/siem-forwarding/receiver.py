@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from syslog_rfc5424_parser import ParseError, SyslogMessage
+from rfc5424 import ParseError, parse
 
 
 @dataclass
@@ -25,13 +25,13 @@ class Inbox:
 
     def accept(self, frame: bytes, transport: str) -> None:
         try:
-            message = SyslogMessage.parse(frame.decode("utf-8"))
+            message = parse(frame.decode("utf-8"))
             event = json.loads(message.msg.lstrip("\ufeff"))  # RFC 5424 marks UTF-8 MSG with a BOM
         except (ParseError, UnicodeDecodeError, ValueError):
             with self.lock:
                 self.bad_frames += 1
             return
-        event["_syslog"] = {"transport": transport, "app": message.appname, "severity": message.severity.name}
+        event["_syslog"] = {"transport": transport, "app": message.appname, "severity": message.severity}
         with self.lock:
             self.events.append(event)
 

@@ -8,9 +8,8 @@ Screenshots land in test-artifacts/site/.
 from __future__ import annotations
 
 import os
-import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 import pytest

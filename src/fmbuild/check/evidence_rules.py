@@ -149,6 +149,7 @@ def check_metric_refs(ctx: CheckContext) -> Iterator[Diagnostic]:
         if not ctx.wants(note.path) or not note.metric_refs:
             continue
         own = _block(ctx, note)
+        unrecorded: set[str] = set()  # one warning per module without a record, not one per number
         for ref in note.metric_refs:
             name = ref.module or (own.name if own is not None else "")
             if not name:
@@ -161,8 +162,13 @@ def check_metric_refs(ctx: CheckContext) -> Iterator[Diagnostic]:
                 continue
             record = _record(ctx, name)
             if record is None:
-                yield warning(note.path, ref.line, ref.column, "metric-unknown",
-                              f"{ref.raw}: {name} has no committed record yet (fmbuild verify --record {name})")
+                if name not in unrecorded:
+                    unrecorded.add(name)
+                    count = sum(1 for r in note.metric_refs if (r.module or (own.name if own else "")) == name)
+                    cited = f"{ref.raw} and {count - 1} more" if count > 1 else ref.raw
+                    yield warning(note.path, ref.line, ref.column, "metric-unknown",
+                                  f"{cited}: {name} has no committed record yet, so the page cannot show these "
+                                  f"numbers (run: fmbuild verify --record {name})")
                 continue
             try:
                 lookup(record.metrics, ref.metric)

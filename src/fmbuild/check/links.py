@@ -18,17 +18,9 @@ def check_links(ctx: CheckContext) -> Iterator[Diagnostic]:
     resolver = ctx.resolver
     # First every link, without "did you mean"; then the suggestions for all broken targets in
     # one batch (and from the cache when the vault's files are the same as last time).
-    resolved: list[tuple[Note, Link, Resolution]] = []
-    broken: set[str] = set()
-    for note in ctx.vault.notes.values():
-        if not ctx.wants(note.path):
-            continue
-        for link in note.links:
-            res = resolver.resolve_link(link, note, suggest=False)
-            if res.status != "ok" or res.heading_ok is False or res.block_ok is False:
-                resolved.append((note, link, res))
-                if res.looked_for is not None:
-                    broken.add(res.looked_for)
+    notes = (n for n in ctx.vault.notes.values() if ctx.wants(n.path))
+    resolved = list(resolver.failures(notes))
+    broken = {res.looked_for for _, _, res in resolved if res.looked_for is not None}
     if broken:
         _suggest(ctx, broken)
     for note, link, res in resolved:

@@ -40,7 +40,7 @@ def command(strict: bool, output: Path | None, vault_dir: Path | None, fresh: bo
         if config is None:
             fail_usage("--verify needs the project's fmbuild.toml (evidence modules live beside it)")
         click.echo("running fmbuild verify --record ...", err=True)
-        done = subprocess.run([sys.executable, "-m", "fmbuild", "verify", "--record"], cwd=config.project_root)  # type: ignore[union-attr]
+        done = subprocess.run([sys.executable, "-m", "fmbuild", "verify", "--record"], cwd=config.project_root, check=False)  # type: ignore[union-attr]
         if done.returncode == EXIT_USAGE:
             fail_usage("fmbuild verify could not run (see above); nothing was built")
         config, vault = loading.load_project(vault=vault_dir)  # records changed: read again

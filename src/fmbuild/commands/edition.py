@@ -52,13 +52,18 @@ def _editions_root() -> Path:
 
 
 def _repository() -> Path | None:
+    """The repository signing keys must stay out of: git's top level, else the project's folder
+    (None outside any project: keygen works anywhere)."""
+    from fmbuild.config import find_config
     from fmbuild.editions.gitinfo import repository_root
 
-    config = project_config()
+    config_path = find_config(Path.cwd())
+    start = config_path.parent if config_path else Path.cwd()
     try:
-        return repository_root(config.project_root) or config.project_root.resolve()
-    except EditionError:
-        return config.project_root.resolve()
+        found = repository_root(start)
+    except EditionError:  # git missing: fall back to the project folder
+        found = None
+    return found or (config_path.parent.resolve() if config_path else None)
 
 
 @click.group("edition")
@@ -73,8 +78,9 @@ def command() -> None:
 @click.option("--allow-dirty", is_flag=True,
               help="Cut from a working tree with uncommitted changes (listed in the manifest).")
 @click.option("--since", metavar="EDITION", help="Compare with this Edition (default: the latest one).")
+@click.option("--pdf", is_flag=True, help="Also print the manual to manual.pdf (needs playwright and Chromium).")
 @handled
-def cut(name: str, allow_unverified: bool, allow_dirty: bool, since: str | None) -> None:
+def cut(name: str, allow_unverified: bool, allow_dirty: bool, since: str | None, pdf: bool) -> None:
     """Freeze the manual at the current commit as editions/NAME/."""
     from fmbuild.config import ConfigError
     from fmbuild.editions.cut import CutOptions, cut_edition
@@ -88,7 +94,7 @@ def cut(name: str, allow_unverified: bool, allow_dirty: bool, since: str | None)
         raise EditionError(str(exc)) from None
     assert config is not None
     say = lambda m: click.echo(m, err=True)
-    result = cut_edition(config, vault, name, CutOptions(allow_unverified, allow_dirty, since), log=say)
+    result = cut_edition(config, vault, name, CutOptions(allow_unverified, allow_dirty, since, pdf), log=say)
     for standing in result.readiness.unverified:
         say(f"warning: not verified at this Edition: {standing.path}: {standing.state}: {standing.detail}")
     m = result.manifest
@@ -150,24 +156,10 @@ def keygen(out: Path, force: bool) -> None:
     from fmbuild.editions.signing import generate, refuse_inside
 
     out = out.expanduser()
-    refuse_inside(out, _repository_or_none(), force, "the private key would be written")
+    refuse_inside(out, _repository(), force, "the private key would be written")
     public, kid = generate(out)
     click.echo(f"private key: {out} (mode 0600; keep it out of the repository)")
     click.echo(f"public key:  {public} (key id {kid}; publish it so readers can run fmbuild edition verify --pubkey)")
-
-
-def _repository_or_none() -> Path | None:
-    """The repository to keep keys out of; None outside a project (keygen works anywhere)."""
-    from fmbuild.config import find_config
-    from fmbuild.editions.gitinfo import repository_root
-
-    config_path = find_config(Path.cwd())
-    start = config_path.parent if config_path else Path.cwd()
-    try:
-        found = repository_root(start)
-    except EditionError:
-        found = None
-    return found or (config_path.parent.resolve() if config_path else None)
 
 
 @command.command("sign")
@@ -207,24 +199,32 @@ def sign(name: str, key_path: Path, force: bool) -> None:
 @click.argument("name")
 @click.option("--pubkey", type=click.Path(path_type=Path, dir_okay=False),
               help="The public key the Edition must be signed with (without it, the key in the signature is used).")
+@click.option("--source", is_flag=True,
+              help="Also check every note and record file the manifest hashes against the Edition's git commit.")
 @handled
-def verify(name: str, pubkey: Path | None) -> None:
+def verify(name: str, pubkey: Path | None, source: bool) -> None:
     """Re-hash every file Edition NAME's manifest lists and check its signature."""
-    from fmbuild.editions.integrity import verify_edition
+    from fmbuild.editions.integrity import verify_edition, verify_sources
     from fmbuild.editions.signing import load_public
     from fmbuild.editions.store import find
 
     trusted = load_public(pubkey.expanduser()) if pubkey else None
     edition = find(_editions_root(), name)
     report = verify_edition(edition, trusted)
+    if source:
+        report.source_problems = verify_sources(edition, project_config().project_root)
     for problem in report.problems:
         click.echo(f"editions/{name}/{problem}")
+    for problem in report.source_problems:
+        click.echo(problem)
     if report.signature is not None and not report.signature.ok:
         click.echo(f"editions/{name}/{report.signature.message}")
     if not report.ok:
         click.echo(f"Edition {name} does NOT verify.", err=True)
         raise click.exceptions.Exit(EXIT_FINDINGS)
     files = ", ".join(report.checked)
+    if source:
+        click.echo(f"Edition {name}: every note and record file matches commit {edition.commit[:12]}.")
     if report.signature is None:
         click.echo(f"Edition {name}: {len(report.checked)} files match the manifest ({files}); "
                    "unsigned: this proves integrity against the manifest only, not who made it.")

@@ -81,7 +81,7 @@ def command(dev_addr: str, vault_dir: Path | None) -> None:
                 stage()
             except (ConfigError, BuildError) as exc:
                 click.echo(f"fmbuild: error: {exc}", err=True)
-            except Exception as exc:  # keep serving: the next save may fix it
+            except Exception as exc:  # noqa: BLE001 - keep serving: the next save may fix it
                 click.echo(f"fmbuild: error while converting: {exc.__class__.__name__}: {exc}", err=True)
 
     threading.Thread(target=restage_loop, daemon=True).start()

@@ -26,6 +26,7 @@ from fmbuild.editions.store import (
     CHANGELOG_MD,
     MANIFEST,
     MANUAL,
+    MANUAL_PDF,
     check_name,
     editions_root,
     find,
@@ -46,6 +47,7 @@ class CutOptions:
     allow_unverified: bool = False
     allow_dirty: bool = False
     since: str | None = None  # the Edition to compare with (default: the latest)
+    pdf: bool = False  # also print the manual to manual.pdf (Chromium)
 
 
 @dataclass
@@ -117,10 +119,18 @@ def cut_edition(config: Config, vault: Vault, name: str, options: CutOptions,
 
     log("building the graph and compiling the manual ...")
     graph = build_graph(vault, config, resolver)
-    manual = compile_manual(config, vault, resolver, readiness.standings, name, commit).encode("utf-8")
+    manual_html = compile_manual(config, vault, resolver, readiness.standings, name, commit)
+    files = {MANUAL: manual_html.encode("utf-8")}
+    chromium = None
+    if options.pdf:
+        from fmbuild.editions.pdf import render_pdf
+
+        log("printing the manual to PDF ...")
+        files[MANUAL_PDF], chromium = render_pdf(manual_html, commit)
     manifest = build_manifest(config=config, vault=vault, graph=graph, readiness=readiness, name=name,
-                              commit=commit, previous=previous.name if previous else None,
-                              files={MANUAL: manual})
+                              commit=commit, previous=previous.name if previous else None, files=files)
+    if chromium is not None:
+        manifest["versions"]["chromium"] = chromium
     if dirty:
         manifest["uncommitted"] = dirty
     log_entry = changes.compare(previous.manifest if previous else None, manifest)
@@ -131,9 +141,9 @@ def cut_edition(config: Config, vault: Vault, name: str, options: CutOptions,
     manifest["files"] = dict(sorted(manifest["files"].items()))
 
     folder = write_edition(root, name, {
+        **files,
         MANIFEST: manifest_bytes(manifest),
         CHANGELOG_MD: changelog_md,
         CHANGELOG_JSON: changelog_json,
-        MANUAL: manual,
     })
     return CutResult(folder, manifest, log_entry, readiness)

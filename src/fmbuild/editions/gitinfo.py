@@ -73,3 +73,28 @@ def uncommitted(root: Path, paths: list[str]) -> list[str]:
             i += 1  # a rename's source path follows
         found.append(path)
     return sorted(found)
+
+
+def blobs_at(root: Path, commit: str, paths: list[str]) -> dict[str, bytes | None]:
+    """The bytes of each project-relative path at `commit` (None where the commit lacks it)."""
+    if _git(root, "cat-file", "-e", f"{commit}^{{commit}}").returncode != 0:
+        raise EditionError(f"commit {commit[:12]} is not in this repository (fetch it, or clone with full history)")
+    prefix = _git(root, "rev-parse", "--show-prefix").stdout.strip()  # the project's folder inside the repository
+    request = "".join(f"{commit}:{prefix}{p}\n" for p in paths).encode()
+    try:
+        done = subprocess.run(["git", "-C", str(root), "cat-file", "--batch"], input=request, capture_output=True,
+                              check=False, env={**os.environ, "LC_ALL": "C"})
+    except FileNotFoundError:
+        raise EditionError("git is not installed") from None
+    out, found, pos = done.stdout, {}, 0
+    for path in paths:
+        end = out.index(b"\n", pos)
+        header = out[pos:end].split()
+        pos = end + 1
+        if len(header) == 3 and header[1] == b"blob":
+            size = int(header[2])
+            found[path] = out[pos : pos + size]
+            pos += size + 1
+        else:
+            found[path] = None
+    return found

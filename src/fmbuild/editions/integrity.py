@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -20,12 +21,13 @@ from fmbuild.editions.store import MANIFEST, SIGNATURE, StoredEdition
 class IntegrityReport:
     name: str
     checked: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # about the Edition's own files
+    source_problems: list[str] = field(default_factory=list)  # about the repository at its commit
     signature: SignatureCheck | None = None  # None: unsigned
 
     @property
     def ok(self) -> bool:
-        return not self.problems and (self.signature is None or self.signature.ok)
+        return not self.problems and not self.source_problems and (self.signature is None or self.signature.ok)
 
 
 def verify_edition(edition: StoredEdition, trusted: Ed25519PublicKey | None) -> IntegrityReport:
@@ -62,3 +64,27 @@ def verify_edition(edition: StoredEdition, trusted: Ed25519PublicKey | None) -> 
     elif trusted is not None:
         report.problems.append(f"{SIGNATURE}: missing; the Edition is not signed (fmbuild edition sign {edition.name} --key FILE)")
     return report
+
+
+def verify_sources(edition: StoredEdition, project_root: Path) -> list[str]:
+    """Check the manifest against the repository: each note's and each record file's hash at the
+    Edition's commit. Returns one line per difference."""
+    from fmbuild.editions.gitinfo import blobs_at
+
+    manifest = edition.manifest
+    vault = str(manifest.get("vault") or "vault").strip("/")
+    wanted: dict[str, str] = {}
+    for note in manifest.get("notes", []):
+        wanted[f"{vault}/{note['path']}"] = str(note.get("sha256"))
+    for module in manifest.get("modules", []):
+        for name, digest in (module.get("record_files") or {}).items():
+            wanted[f"{module['path']}/record/{name}"] = str(digest)
+    blobs = blobs_at(project_root, str(manifest.get("commit")), sorted(wanted))
+    problems = []
+    for path, digest in sorted(wanted.items()):
+        data = blobs[path]
+        if data is None:
+            problems.append(f"{path}: not in commit {str(manifest.get('commit'))[:12]}")
+        elif hashlib.sha256(data).hexdigest() != digest:
+            problems.append(f"{path}: differs at commit {str(manifest.get('commit'))[:12]} from the manifest's hash")
+    return problems

@@ -289,10 +289,12 @@ class ManualCompiler:
             lines.append("</tbody></table>")
         if record is not None:
             env = record.environment if isinstance(record.environment, dict) else {}
+            isolation = str(record.isolation)
             facts = [f"run of {record.date}", f"status {record.status}", f"device {record.device}",
-                     f"isolation {record.isolation}", f"{record.duration_s:.1f} s" if isinstance(record.duration_s, (int, float)) else "",
+                     f"{record.duration_s:.1f} s" if isinstance(record.duration_s, (int, float)) else "",
                      f"Python {env.get('python')}" if env.get("python") else "", f"seed {record.seed}"]
-            lines.append('<p class="run">' + esc(" · ".join(f for f in facts if f)) + "</p>")
+            lines.append('<p class="run">' + esc(" · ".join(f for f in facts if f)) +
+                         f' · isolation <abbr title="{esc(isolation)}">{esc(isolation.split(":")[0])}</abbr></p>')
         else:
             lines.append('<p class="run">No committed record.</p>')
         lines.append("</aside>")
@@ -453,7 +455,7 @@ article.note{margin:2rem 0 3rem}
 article.note>h2{font-size:1.6rem;margin-bottom:.2rem}
 .facts,.summary,.run,.empty{color:var(--muted);font-size:.92rem}
 .tag{white-space:nowrap}
-nav#contents ol{padding-left:1.4rem}nav#contents .maturity{color:var(--muted);font-size:.85rem}
+nav#contents ol{padding-left:1.4rem}nav#contents ol.toc{list-style:none;padding-left:0}nav#contents .maturity{color:var(--muted);font-size:.85rem}
 code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.9em}
 pre{background:#f5f7f8;border:1px solid var(--line);padding:.75rem;overflow-x:auto}
 table{border-collapse:collapse;margin:1rem 0}th,td{border:1px solid var(--line);padding:.3rem .6rem;text-align:left}

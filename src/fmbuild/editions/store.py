@@ -24,6 +24,7 @@ MANIFEST = "manifest.json"
 CHANGELOG_MD = "CHANGELOG.md"
 CHANGELOG_JSON = "changelog.json"
 MANUAL = "manual.html"
+MANUAL_PDF = "manual.pdf"
 SIGNATURE = "signature.json"
 PARTIAL_SUFFIX = ".partial"
 # The same rule the site applies to folder names (`fmbuild.site.editions`), kept short.
@@ -124,6 +125,7 @@ def write_edition(root: Path, name: str, files: dict[str, bytes]) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=PARTIAL_SUFFIX, dir=root))
     try:
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private; an Edition is for everyone
         for file_name, data in sorted(files.items()):
             _write_synced(staging / file_name, data)
         _fsync_dir(staging)
@@ -146,6 +148,12 @@ def add_file(folder: Path, file_name: str, data: bytes) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_dir(folder)
+
+
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
 
 
 def _write_synced(path: Path, data: bytes) -> None:

@@ -106,7 +106,9 @@ def module_imports(spec: ModuleSpec) -> set[str]:
                 names.update(alias.name.split(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names.add(node.module.split(".")[0])
-    return {n for n in names if n not in sys.stdlib_module_names and n not in local}
+    # fmbuild itself (the kit) is covered by the runner's version in the key; its own
+    # dependencies (click, mkdocs, ...) do not shape a module's numbers.
+    return {n for n in names if n not in sys.stdlib_module_names and n not in local and n != "fmbuild"}
 
 
 def _notebook_code(path: Path) -> list[str]:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from fmbuild.evidence.capture import CappedLog, PipeReader
-from fmbuild.evidence.limits import Limits, PidsCgroup, child_setup, nproc_enforced
+from fmbuild.evidence.limits import Limits, MemoryCgroup, PidsCgroup, child_setup, nproc_enforced
 
 # What the sandbox sees of /etc: what the loader, Python, SSL, locale and fonts need. Nothing else
 # (the sandbox uid maps back to root, so any bound root-only file would be readable).
@@ -65,6 +65,7 @@ class ExecResult:
     log_truncated: bool
     killed_leftovers: int = 0  # processes still alive after the main one ended
     peak_processes: int | None = None
+    oom_killed: bool = False  # the memory cgroup (GPU runs) killed a process for going over
 
     @property
     def signal_name(self) -> str | None:
@@ -88,7 +89,7 @@ def _signame(number: int) -> str:
 class Executor(Protocol):
     name: str
 
-    def describe(self, limits: Limits) -> str: ...
+    def describe(self, limits: Limits, gpu: bool = False) -> str: ...
 
     def lacks(self) -> list[str]: ...
 
@@ -110,6 +111,43 @@ def _base_env(launch: Launch, out: str, tmp: str) -> dict[str, str]:
     return env
 
 
+def _memory_limit_text(limits: Limits, gpu: bool) -> str:
+    if not gpu:
+        return f"memory {limits.memory_mb} MB (address space)"
+    if memory_cgroups_available():
+        return f"memory {limits.memory_mb} MB (memory cgroup; CUDA rules out an address-space limit)"
+    return "no memory limit on this GPU run (no writable memory cgroup; CUDA rules out an address-space limit)"
+
+
+@lru_cache(maxsize=1)
+def memory_cgroups_available() -> bool:
+    probe = MemoryCgroup.create(64)
+    if probe is None:
+        return False
+    probe.remove()
+    return True
+
+
+@dataclass
+class _Confinement:
+    """The cgroups one run lives in (each None when the host does not let us create it)."""
+
+    pids: PidsCgroup | None
+    memory: MemoryCgroup | None
+    address_space: bool
+
+    @classmethod
+    def create(cls, limits: Limits, gpu: bool) -> "_Confinement":
+        return cls(PidsCgroup.create(limits.max_processes), MemoryCgroup.create(limits.memory_mb) if gpu else None,
+                   address_space=not gpu)
+
+    def remove(self) -> None:
+        if self.pids is not None:
+            self.pids.remove()
+        if self.memory is not None:
+            self.memory.remove()
+
+
 def _process_limit_text(cgroup_ok: bool, limits: Limits) -> str:
     if cgroup_ok:
         return f"pids cgroup ({limits.max_processes} processes)"
@@ -127,10 +165,9 @@ def cgroups_available() -> bool:
     return True
 
 
-def _execute(
-    argv: list[str], cwd: str, env: dict[str, str], limits: Limits, cgroup: PidsCgroup | None
-) -> ExecResult:
+def _execute(argv: list[str], cwd: str, env: dict[str, str], limits: Limits, confinement: _Confinement) -> ExecResult:
     """Start, capture, wait with a timeout, and kill the whole tree: shared by both executors."""
+    cgroup = confinement.pids
     log = CappedLog(limits.max_log_bytes)
     read_fd, write_fd = os.pipe()
     start = time.perf_counter()
@@ -144,9 +181,9 @@ def _execute(
             stderr=write_fd,
             start_new_session=True,
             close_fds=True,
-            preexec_fn=child_setup(limits, cgroup),  # noqa: PLW1509 - only syscalls run in it
+            preexec_fn=child_setup(limits, cgroup, confinement.memory, confinement.address_space),  # noqa: PLW1509
         )
-    except OSError as exc:
+    except (OSError, subprocess.SubprocessError) as exc:  # SubprocessError: the child set-up failed
         os.close(read_fd)
         os.close(write_fd)
         msg = f"fmbuild: could not start {argv[0]}: {exc}\n".encode()
@@ -178,6 +215,7 @@ def _execute(
         log_truncated=log.truncated,
         killed_leftovers=leftovers,
         peak_processes=peak,
+        oom_killed=confinement.memory.oom_killed() if confinement.memory is not None else False,
     )
 
 
@@ -201,21 +239,20 @@ class SubprocessExecutor:
             lacking.append("process limit")
         return lacking
 
-    def describe(self, limits: Limits) -> str:
+    def describe(self, limits: Limits, gpu: bool = False) -> str:
         return (
             f"subprocess (weaker: no {', no '.join(self.lacks())}); clean environment, "
-            f"{_process_limit_text(cgroups_available(), limits)}, memory {limits.memory_mb} MB, "
+            f"{_process_limit_text(cgroups_available(), limits)}, {_memory_limit_text(limits, gpu)}, "
             f"file size {limits.max_file_mb} MB, whole process tree killed at the end"
         )
 
     def run(self, launch: Launch, limits: Limits) -> ExecResult:
         env = _base_env(launch, str(launch.out_dir), str(launch.tmp_dir))
-        cgroup = PidsCgroup.create(limits.max_processes)
+        confinement = _Confinement.create(limits, gpu=bool(launch.devices))
         try:
-            return _execute(launch.argv, str(launch.cwd), env, limits, cgroup)
+            return _execute(launch.argv, str(launch.cwd), env, limits, confinement)
         finally:
-            if cgroup is not None:
-                cgroup.remove()
+            confinement.remove()
 
 
 @lru_cache(maxsize=1)
@@ -280,11 +317,11 @@ class BubblewrapExecutor:
     def lacks(self) -> list[str]:
         return [] if cgroups_available() or nproc_enforced() else ["process limit"]
 
-    def describe(self, limits: Limits) -> str:
+    def describe(self, limits: Limits, gpu: bool = False) -> str:
         return (
             f"bubblewrap {bwrap_version()}: read-only repository (.git hidden), private /tmp and output, "
             f"no network but loopback, pid/ipc/uts/user namespaces (uid {SANDBOX_UID}), clean environment, "
-            f"{_process_limit_text(cgroups_available(), limits)}, memory {limits.memory_mb} MB, "
+            f"{_process_limit_text(cgroups_available(), limits)}, {_memory_limit_text(limits, gpu)}, "
             f"file size {limits.max_file_mb} MB, dies with the runner"
         )
 
@@ -339,12 +376,11 @@ class BubblewrapExecutor:
         assert exe is not None, "BubblewrapExecutor chosen without bwrap"
         env = _base_env(launch, SANDBOX_OUT, SANDBOX_TMP)
         argv = [exe, *self.arguments(launch), "--", *launch.argv]
-        cgroup = PidsCgroup.create(limits.max_processes)
+        confinement = _Confinement.create(limits, gpu=bool(launch.devices))
         try:
-            return _execute(argv, str(launch.cwd), env, limits, cgroup)
+            return _execute(argv, str(launch.cwd), env, limits, confinement)
         finally:
-            if cgroup is not None:
-                cgroup.remove()
+            confinement.remove()
 
 
 class IsolationError(RuntimeError):

@@ -1,10 +1,15 @@
-"""Resource limits for a run: rlimits set in the child before exec, and a pids cgroup.
+"""Resource limits for a run: rlimits set in the child before exec, a pids cgroup, and for GPU
+runs a memory cgroup.
 
 RLIMIT_NPROC is not enforced for root (the kernel exempts uid 0 and CAP_SYS_RESOURCE), and a
 bubblewrap user namespace maps the sandbox's uid back to root, so it is no limit here. The real
 process limit is a pids cgroup (v1 `/sys/fs/cgroup/pids` or a cgroup v2 tree with the `pids`
 controller) created per run when the host lets us write it. Its `cgroup.procs` also gives the
 whole process tree to kill, even processes that left the session with `setsid`.
+
+Memory: a CPU run gets RLIMIT_AS (a clean MemoryError in the module). CUDA reserves far more
+address space than any sensible RLIMIT_AS, so a GPU run gets a memory cgroup instead (resident
+memory; the kernel kills the run when it goes over), when the host lets us create one.
 """
 
 from __future__ import annotations
@@ -115,6 +120,93 @@ class PidsCgroup:
                 time.sleep(0.02)
 
 
+class MemoryCgroup:
+    """A memory limit on resident memory for one run (cgroup v1 `memory` or v2 `memory.max`)."""
+
+    def __init__(self, path: Path, v2: bool) -> None:
+        self.path = path
+        self.v2 = v2
+        self._procs = str(path / "cgroup.procs")
+
+    @classmethod
+    def create(cls, limit_mb: int) -> "MemoryCgroup | None":
+        for base, v2 in _memory_bases():
+            try:
+                path = base / f"fmbuild-run-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+                path.mkdir()
+            except OSError:
+                continue
+            try:
+                limit = str(limit_mb * MB)
+                (path / ("memory.max" if v2 else "memory.limit_in_bytes")).write_text(limit)
+                if v2 and (path / "memory.swap.max").exists():
+                    (path / "memory.swap.max").write_text("0")  # over the limit means killed, not swapped
+                return cls(path, v2)
+            except OSError:
+                _rmdir_quietly(path)
+        return None
+
+    def join_from_child(self) -> None:
+        fd = os.open(self._procs, os.O_WRONLY)
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel killed a process of the run for going over the limit."""
+        try:
+            if self.v2:
+                events = (self.path / "memory.events").read_text()
+                return any(line.split()[0] == "oom_kill" and int(line.split()[1]) > 0 for line in events.splitlines())
+            control = (self.path / "memory.oom_control").read_text()
+            for line in control.splitlines():
+                if line.startswith("oom_kill ") and int(line.split()[1]) > 0:
+                    return True
+            return int((self.path / "memory.failcnt").read_text()) > 0
+        except (OSError, ValueError, IndexError):
+            return False
+
+    def remove(self) -> None:
+        for _ in range(50):
+            try:
+                self.path.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.02)
+
+
+def _memory_bases() -> list[tuple[Path, bool]]:
+    """Where this process may create a child memory cgroup: under its own cgroup."""
+    bases: list[tuple[Path, bool]] = []
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return bases
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            bases.append((Path("/sys/fs/cgroup/memory") / path.lstrip("/"), False))
+        elif controllers == "":
+            for root in (Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup")):
+                folder = root / path.lstrip("/")
+                try:
+                    if "memory" in (folder / "cgroup.subtree_control").read_text().split():
+                        bases.append((folder, True))
+                except OSError:
+                    continue
+    return bases
+
+
+def _rmdir_quietly(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass
+
+
 def _enable_pids(folder: Path) -> None:
     control = folder / "cgroup.subtree_control"
     if "pids" not in control.read_text().split():
@@ -131,8 +223,12 @@ def _libc() -> ctypes.CDLL | None:
 _LIBC = _libc()
 
 
-def child_setup(limits: Limits, cgroup: PidsCgroup | None):  # -> Callable[[], None]
-    """The `preexec_fn` for the run: limits, cgroup, and death with the runner."""
+def child_setup(limits: Limits, cgroup: PidsCgroup | None, memory_group: MemoryCgroup | None = None,
+                address_space: bool = True):  # -> Callable[[], None]
+    """The `preexec_fn` for the run: limits, cgroups, and death with the runner.
+
+    `address_space=False` (GPU runs) leaves RLIMIT_AS off: CUDA maps tens of GB of address space.
+    """
     memory = limits.memory_mb * MB
     fsize = limits.max_file_mb * MB
     nproc = limits.max_processes
@@ -140,7 +236,10 @@ def child_setup(limits: Limits, cgroup: PidsCgroup | None):  # -> Callable[[], N
     def setup() -> None:
         if cgroup is not None:
             cgroup.join_from_child()
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        if memory_group is not None:
+            memory_group.join_from_child()
+        if address_space:
+            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
         resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         try:

@@ -17,6 +17,7 @@ import re
 import shutil
 import sys
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -160,6 +161,21 @@ class Runner:
         self.cache = RunCache(options.state_dir)
         self._gpu_lock = threading.Semaphore(1)
         self._secrets = secret_values()
+        self._sweep_abandoned_work()
+
+    def _sweep_abandoned_work(self, older_than_s: float = 24 * 3600) -> None:
+        """Remove run folders an interrupted `verify` left behind (old enough not to be another
+        `verify` running in this project right now)."""
+        work = self.o.state_dir / "work"
+        if not work.is_dir():
+            return
+        cutoff = time.time() - older_than_s
+        for folder in work.iterdir():
+            try:
+                if folder.stat().st_mtime < cutoff:
+                    shutil.rmtree(folder, ignore_errors=True)
+            except OSError:
+                continue
 
     # --- the whole selection ---------------------------------------------------------------
 
@@ -305,7 +321,7 @@ class Runner:
             ro_files=[p for _, p in env_files],
             devices=list(o.gpu.device_nodes) if device == "cuda" else [],
         )
-        isolation = o.executor.describe(limits)
+        isolation = o.executor.describe(limits, gpu=device == "cuda")
         if device == "cuda":
             with self._gpu_lock:
                 done = o.executor.run(launch, limits)
@@ -324,6 +340,8 @@ class Runner:
             result.status, result.reason = "timeout", f"timed out after {timeout} s; the process tree was killed"
         elif done.returncode != 0:
             result.status, result.reason = "error", _exit_reason(done.returncode, done.signal_name, log_text, limits)
+            if done.oom_killed:
+                result.reason = f"killed: the run went over its {limits.memory_mb} MB memory limit (memory cgroup)"
         else:
             metrics, problem = _read_metrics(out_dir)
             if problem:

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING
 
 from fmbuild import frameworks
 from fmbuild.scaffold.modules import MODULE_NAME, module_files
-from fmbuild.scaffold.notes import DEFAULT_CHAPTER, Edge, NoteSpec, fresh_id, render_note, slugify
+from fmbuild.scaffold.notes import (
+    DEFAULT_CHAPTER,
+    Edge,
+    NoteSpec,
+    fresh_id,
+    render_note,
+    slugify,
+)
 
 if TYPE_CHECKING:
     from fmbuild.config import Config

@@ -9,11 +9,11 @@ SECTIONS: dict[str, list[tuple[str, str]]] = {
     "technique": [
         ("What it is", "Two or three sentences: what the attack is and where it sits in the ML lifecycle."),
         ("How it works", "The mechanism, with the smallest code excerpt that shows it."),
-        ("In the lab", "What {module} does and what it measured. Cite numbers from its record, never by hand: "
-                       "write evidence:metric_name between double braces. Add an excerpt of the log and a plot."),
+        ("In the lab", ("What {module} does and what it measured. Cite numbers from its record, never by hand: "
+                        "write evidence:metric_name between double braces. Add an excerpt of the log and a plot.")),
         ("What broke and why", "The failure an operator would see, and how it shows up in telemetry."),
-        ("Detection and mitigation", "Link the patterns that mitigate it and the anti-patterns that enable it "
-                                     "(the edges live on those notes)."),
+        ("Detection and mitigation", ("Link the patterns that mitigate it and the anti-patterns that enable it "
+                                      "(the edges live on those notes).")),
         ("References", "MITRE ATLAS and OWASP IDs go in the frontmatter; link sources such as [[sources/bibliography]]."),
     ],
     "pattern": [

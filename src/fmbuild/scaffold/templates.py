@@ -13,7 +13,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from fmbuild.scaffold.notes import DEFAULT_CHAPTER, ID_PREFIX, Edge, NoteSpec, render_note
+from fmbuild.scaffold.notes import (
+    DEFAULT_CHAPTER,
+    ID_PREFIX,
+    Edge,
+    NoteSpec,
+    render_note,
+)
 from fmbuild.scaffold.skeletons import KINDS
 
 TITLE = "{{title}}"

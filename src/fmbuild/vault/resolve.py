@@ -21,7 +21,7 @@ import difflib
 import posixpath
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, Literal
+from typing import Iterable, Iterator, Literal
 
 from fmbuild.vault.model import Heading, Link, Note, Vault
 
@@ -63,22 +63,24 @@ def canonical_heading(text: str) -> str:
 
 def heading_matches(note: Note, text: str) -> Heading | None:
     """The heading of `note` that the link subpath `text` points to (`A` or `A#B` for nested)."""
+    return _match_headings(note.headings, [canonical_heading(h.text) for h in note.headings], text)
+
+
+def _match_headings(headings: list[Heading], canon: list[str], text: str) -> Heading | None:
     parts = [canonical_heading(p) for p in text.split("#")]
     parts = [p for p in parts if p]
     if not parts:
         return None
-    headings = note.headings
     start = 0
     min_level = 0  # each further part must be a deeper heading after the previous one
     found: Heading | None = None
     for part in parts:
         found = None
         for i in range(start, len(headings)):
-            heading = headings[i]
-            if heading.level > min_level and canonical_heading(heading.text) == part:
-                found = heading
+            if canon[i] == part and headings[i].level > min_level:
+                found = headings[i]
                 start = i + 1
-                min_level = heading.level
+                min_level = found.level
                 break
         if found is None:
             return None
@@ -106,8 +108,10 @@ class Resolver:
         for path in getattr(vault, "unparsed", ()):  # notes that exist but could not be read
             self._add(path)
             self._notes_lower.add(path.lower())
-        self._memo: dict[tuple[str, str], Resolution] = {}
-        self._heading_memo: dict[tuple[str, str], Heading | None] = {}
+        self._global_memo: dict[str, Resolution] = {}  # targets that resolve alike from any folder
+        self._memo: dict[tuple[str, str], Resolution] = {}  # (target, folder) for the others
+        self._anchor_memo: dict[tuple[str, str | None, str | None], Resolution] = {}
+        self._canon: dict[str, list[str]] = {}  # note path -> its headings, canonical
         self._suggest_memo: dict[str, str | None] = {}
         self._choice_lists: dict[tuple[bool, bool], tuple[list[str], dict[str, str]]] = {}
 
@@ -123,23 +127,29 @@ class Resolver:
 
         Resolutions are shared between calls: treat them as read-only."""
         base = self.resolve_target(link.target, source.path, suggest=suggest)
-        if not base.ok or not base.is_note or (link.heading is None and link.block is None):
+        if (link.heading is None and link.block is None) or base.status != "ok" or not base.is_note:
             return base
+        key = (base.path or "", link.heading, link.block)
+        found = self._anchor_memo.get(key)
+        if found is None:
+            found = self._anchor_memo[key] = self._anchored(base, link.heading, link.block)
+        return found
+
+    def _anchored(self, base: Resolution, heading_text: str | None, block_id: str | None) -> Resolution:
         target = self.vault.notes.get(base.path or "")
         if target is None:  # a note that exists but could not be parsed: nothing to check against
             return base
+        heading: Heading | None = None
         heading_ok: bool | None = None
         block_ok: bool | None = None
-        heading: Heading | None = None
-        if link.heading is not None:
-            key = (target.path, link.heading)
-            if key in self._heading_memo:
-                heading = self._heading_memo[key]
-            else:
-                heading = self._heading_memo[key] = heading_matches(target, link.heading)
+        if heading_text is not None:
+            canon = self._canon.get(target.path)
+            if canon is None:
+                canon = self._canon[target.path] = [canonical_heading(h.text) for h in target.headings]
+            heading = _match_headings(target.headings, canon, heading_text)
             heading_ok = heading is not None
-        if link.block is not None:
-            block_ok = block_matches(target, link.block)
+        if block_id is not None:
+            block_ok = block_matches(target, block_id)
         return Resolution("ok", base.path, True, [], heading_ok, block_ok, None, heading)
 
     def resolve_target(self, target: str, source_path: str, *, suggest: bool = True) -> Resolution:
@@ -147,16 +157,46 @@ class Resolver:
 
         With `suggest=False` a broken result carries no "did you mean" yet (see
         `prime_suggestions`, which finds them for many targets at once)."""
-        if not target.strip():  # same-note link
-            return Resolution("ok", source_path, True)
-        folder = source_path.rsplit("/", 1)[0] if "/" in source_path else ""
-        key = (target, folder)
-        found = self._memo.get(key)
+        found = self._global_memo.get(target)
         if found is None:
-            found = self._memo[key] = self._locate(target, source_path, folder)
+            if not target or target.isspace():  # same-note link
+                return Resolution("ok", source_path, True)
+            folder = source_path.rsplit("/", 1)[0] if "/" in source_path else ""
+            key = (target, folder)
+            found = self._memo.get(key)
+            if found is None:
+                found, depends_on_folder = self._locate(target, folder)
+                if depends_on_folder:
+                    self._memo[key] = found
+                else:
+                    self._global_memo[target] = found
         if suggest and found.looked_for is not None and found.suggestion is None:
             found.suggestion = self.suggest(found.looked_for)
         return found
+
+    def failures(self, notes: Iterable[Note]) -> Iterator[tuple[Note, Link, Resolution]]:
+        """Every link of `notes` that does not land: broken, ambiguous, escaping, or pointing
+        at a heading or block its note lacks. The hot loop of `fmbuild check`, kept tight: most
+        links hit the memo and cost two dictionary look-ups. No "did you mean" is computed
+        here (see `prime_suggestions`)."""
+        global_memo = self._global_memo
+        anchor_memo = self._anchor_memo
+        for note in notes:
+            path = note.path
+            for link in note.links:
+                res = global_memo.get(link.target)
+                if res is None:
+                    res = self.resolve_target(link.target, path, suggest=False)
+                if res.status != "ok":
+                    yield note, link, res
+                    continue
+                if (link.heading is None and link.block is None) or not res.is_note:
+                    continue
+                anchored = anchor_memo.get((res.path or "", link.heading, link.block))
+                if anchored is None:
+                    anchored = self.resolve_link(link, note, suggest=False)
+                if anchored.heading_ok is False or anchored.block_ok is False:
+                    yield note, link, anchored
 
     def note_for(self, resolution: Resolution) -> Note | None:
         if resolution.ok and resolution.is_note and resolution.path:
@@ -165,27 +205,28 @@ class Resolver:
 
     # --- the algorithm ------------------------------------------------------------------------------
 
-    def _locate(self, target: str, source_path: str, folder: str) -> Resolution:
+    def _locate(self, target: str, folder: str) -> tuple[Resolution, bool]:
+        """The resolution, and whether it depends on the linking note's folder."""
         t = target.strip().replace("\\", "/")
-        if not t:
-            return Resolution("ok", source_path, True)
-        rooted = t.startswith("/")
-        relative = t.startswith("./") or t.startswith("../") or t in (".", "..")
-        if rooted:
-            found = self._exact(t.lstrip("/"))
-            return found or self._broken(t.lstrip("/"))
-        if relative:
-            joined = posixpath.normpath(posixpath.join(folder, t)) if folder else posixpath.normpath(t)
+        if t.startswith("/"):
+            t = t.lstrip("/")
+            return self._exact(t) or self._broken(t), False
+        if t.startswith(("./", "../")) or t in (".", "..") or "/./" in t or "/../" in t:
+            joined = posixpath.normpath(f"{folder}/{t}" if folder else t)
             if joined == ".." or joined.startswith("../"):
-                return Resolution("broken", None, False, escapes=True)
-            found = self._exact(joined)
-            return found or self._broken(joined)
+                return Resolution("broken", None, False, escapes=True), True
+            return self._exact(joined) or self._broken(joined), True
         found = self._exact(t)
-        if found is None and folder:
-            found = self._exact(posixpath.normpath(posixpath.join(folder, t)))
-        if found is None:
-            found = self._by_suffix(t, folder)
-        return found or self._broken(t)
+        if found is not None:
+            return found, False
+        if folder:
+            found = self._exact(f"{folder}/{t}")
+            if found is not None:
+                return found, True
+        found, several = self._by_suffix(t, folder)
+        # One candidate (or none) is the same answer from every folder; a choice among several
+        # depends on which folder the link is written in.
+        return found or self._broken(t), several
 
     def _exact(self, path: str) -> Resolution | None:
         low = path.lower()
@@ -198,7 +239,8 @@ class Resolver:
             return Resolution("ok", real, low in self._notes_lower)
         return None
 
-    def _by_suffix(self, t: str, folder: str) -> Resolution | None:
+    def _by_suffix(self, t: str, folder: str) -> tuple[Resolution | None, bool]:
+        """Files whose path ends with `t`: (resolution or None, whether there were several)."""
         low = t.lower().rstrip("/")
         keys = [low + ".md", low] if not low.endswith(".md") else [low]
         for key in keys:
@@ -207,18 +249,19 @@ class Resolver:
             if not pool:
                 continue
             if "/" in key:
-                matches = [p for p in pool if p.lower().endswith("/" + key)]
+                tail = "/" + key
+                matches = [p for p in pool if p.lower().endswith(tail)]
             else:
                 matches = list(pool)
             if not matches:
                 continue
             if len(matches) == 1:
-                return Resolution("ok", matches[0], matches[0].lower() in self._notes_lower)
+                return Resolution("ok", matches[0], matches[0].lower() in self._notes_lower), False
             local = [p for p in matches if (p.rsplit("/", 1)[0] if "/" in p else "") == folder]
             if len(local) == 1:
-                return Resolution("ok", local[0], local[0].lower() in self._notes_lower)
-            return Resolution("ambiguous", None, False, candidates=sorted(matches))
-        return None
+                return Resolution("ok", local[0], local[0].lower() in self._notes_lower), True
+            return Resolution("ambiguous", None, False, candidates=sorted(matches)), True
+        return None, False
 
     def _broken(self, t: str) -> Resolution:
         return Resolution("broken", None, False, looked_for=t)

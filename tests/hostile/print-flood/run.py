@@ -6,7 +6,7 @@ from pathlib import Path
 
 line = ("x" * 1023 + "\n").encode()
 block = line * 1024  # 1 MiB
-for i in range(200):
+for _ in range(200):
     sys.stdout.buffer.write(block)
 sys.stdout.buffer.write(b"FLOOD-END\n")
 sys.stdout.flush()
