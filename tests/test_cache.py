@@ -184,11 +184,31 @@ def test_encode_decode_round_trip() -> None:
     assert encode_note(parse_note("c.md", NOTES["c.md"])) is None
 
 
-def test_suggestions_are_cached_while_the_files_are_the_same(write_files, fmbuild) -> None:
-    root = write_files({"note-one.md": "[[note-onw]]\n"})
-    first = fmbuild("check", "--vault", str(root))
-    assert "did you mean [[note-one]]?" in first.stdout
-    assert (root / CACHE_DIR / "suggest-cache.bin").exists()
-    assert fmbuild("check", "--vault", str(root)).stdout == first.stdout
-    (root / "note-onx.md").write_text("x", encoding="utf-8")  # the set of files changed
-    assert "did you mean" in fmbuild("check", "--vault", str(root)).stdout
+def test_link_findings_are_kept_while_nothing_they_depend_on_changes(write_files, fmbuild) -> None:
+    root = write_files({
+        "note-one.md": "[[note-onw]] [[target#Part]] [[target#Gone]]\n",
+        "target.md": "# T\n\n## Part\n",
+        "other.md": "[[target]]\n",
+    })
+    first = fmbuild("check", "--vault", str(root), "--format", "json")
+    assert (root / CACHE_DIR / "links-cache.bin").exists()
+    assert "did you mean [[note-one]]?" in first.stdout and "no heading 'Gone'" in first.stdout
+    assert fmbuild("check", "--vault", str(root), "--format", "json").stdout == first.stdout
+    # The linked note gains the heading: the linking note is checked again, though unchanged.
+    (root / "target.md").write_text("# T\n\n## Part\n\n## Gone\n", encoding="utf-8")
+    assert "no heading 'Gone'" not in fmbuild("check", "--vault", str(root)).stdout
+    # A file appears: names may resolve differently, so everything is checked again.
+    (root / "note-onw.md").write_text("x", encoding="utf-8")
+    assert fmbuild("check", "--vault", str(root), "--format", "json").stdout.strip() == "[]"
+    (root / "note-onw.md").unlink()
+    assert "did you mean [[note-one]]?" in fmbuild("check", "--vault", str(root)).stdout
+
+
+def test_a_corrupt_link_findings_file_is_ignored(write_files, fmbuild) -> None:
+    root = write_files({"a.md": "[[b]]\n"})
+    first = fmbuild("check", "--vault", str(root)).stdout
+    (root / CACHE_DIR / "links-cache.bin").write_bytes(b"garbage")
+    assert fmbuild("check", "--vault", str(root)).stdout == first
+    cache = root / CACHE_DIR / "links-cache.bin"
+    _forge(cache, {"key": "whatever", "notes": {"a.md": ("sha", [], [(1, 1, "error", "x", "forged")])}})
+    assert fmbuild("check", "--vault", str(root)).stdout == first

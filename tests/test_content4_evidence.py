@@ -286,8 +286,8 @@ def _stream(n: int = 3000) -> tuple[np.ndarray, np.ndarray]:
 def test_canary_promotes_an_equal_candidate_and_rolls_back_a_broken_one(tmp_path: Path) -> None:
     c = CANARY["canary"]
     x, y = _stream()
-    perfect = lambda data: data[:, 0].astype(int)  # noqa: E731 - a model as a function
-    broken = lambda data: (data[:, 0].astype(int) + 1) % 10  # noqa: E731
+    perfect = lambda data: data[:, 0].astype(int)
+    broken = lambda data: (data[:, 0].astype(int) + 1) % 10
     guards = c.Guards(min_samples=40)
     good = c.rollout(perfect, perfect, x, y, guards, c.Registry(tmp_path / "good.json"), "good", lambda *a, **k: None)
     bad = c.rollout(perfect, broken, x, y, guards, c.Registry(tmp_path / "bad.json"), "bad", lambda *a, **k: None)

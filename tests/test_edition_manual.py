@@ -27,7 +27,9 @@ def with_images(root: Path) -> None:
     (root / "vault" / "attachments" / "dot.png").write_bytes(tiny_png())
     reading = root / "vault" / "sources" / "reading.md"
     reading.write_text(reading.read_text() + "\n![[attachments/dot.png|A dot|40]]\n\n"
-                       "![remote plot](https://example.org/plot.png)\n\n[[#Reading list]]\n", encoding="utf-8")
+                       "![remote plot](https://example.org/plot.png)\n\n[[#Reading list]]\n\n"
+                       "![[patterns/score-monitoring#Monitoring the scores]]\n\n![[sources/reading]]\n\n"
+                       "Inline ![[playbooks/triage]] stays a link.\n", encoding="utf-8")
 
 
 class Collector(HTMLParser):
@@ -109,3 +111,14 @@ def test_the_manual_loads_nothing(manual: str) -> None:
 def test_callouts_become_marked_blockquotes(manual: str) -> None:
     assert '<blockquote class="callout callout-warning">\n<p><strong>What broke</strong>\n' in manual
     assert "[!warning]" not in manual
+
+
+def test_embeds_are_transcluded_without_duplicate_ids(manual: str) -> None:
+    start = manual.index('<div class="embed">')
+    embed = manual[start:manual.index("</div>", start)]
+    assert 'href="#note-patterns-score-monitoring--monitoring-the-scores"' in embed  # where it comes from
+    assert "Track the distribution, not only the verdicts" in embed  # the section itself
+    assert " id=" not in embed  # its ids stay on the note's own copy
+    assert manual.count('<div class="embed">') == 1  # a note embedding itself gets a link, not a loop
+    assert '<a class="embed" href="#note-sources-reading">Reading list</a>' in manual
+    assert 'Inline <a class="embed" href="#note-playbooks-triage">Triage of a quiet evasion</a> stays a link.' in manual

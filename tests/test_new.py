@@ -116,7 +116,9 @@ def test_nothing_is_overwritten(project: Path) -> None:
 @pytest.mark.parametrize(("args", "message"), [
     (["technique", "X", "--atlas", "AML.T9999"], "--atlas AML.T9999: not a MITRE ATLAS technique ID"),
     (["technique", "X", "--atlas", "AML.M0015"], "not a MITRE ATLAS technique ID"),
-    (["technique", "X"], "Missing option '--atlas'"),
+    (["technique", "X"], "a technique names its MITRE ATLAS technique: --atlas AML.T0043"),
+    (["pattern", "X"], "a pattern names the techniques it mitigates: --mitigates techniques/NAME"),
+    (["anti-pattern", "X"], "an anti-pattern names the techniques it enables: --enables techniques/NAME"),
     (["pattern", "X", "--mitigates", "techniques/nothing"], "--mitigates techniques/nothing: no such note"),
     (["playbook", "X", "--chapter", "15"], "--chapter 15: not a chapter of the manual (1–14)"),
     (["playbook", "X", "--tag", "target/nothing"], "--tag target/nothing: not in the vocabulary"),
@@ -131,6 +133,19 @@ def test_bad_requests_are_refused_in_one_line(project: Path, args: list[str], me
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
     assert not any((project / "vault").rglob("*.md")) and not any((project / "evidence").iterdir())
+
+
+def test_missing_links_are_asked_for_at_a_terminal(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fmbuild.commands import new as new_command
+
+    monkeypatch.setattr(new_command, "_interactive", lambda: True)
+    asked = CliRunner().invoke(cli, ["new", "technique", "Asked evasion"], input="AML.T0015\n", catch_exceptions=False)
+    assert asked.exit_code == 0, asked.output
+    assert "MITRE ATLAS technique ID" in asked.output
+    assert frontmatter(project / "vault" / "techniques" / "asked-evasion.md")["atlas"] == ["AML.T0015"]
+    control = CliRunner().invoke(cli, ["new", "pattern", "Asked control"], input="asked-evasion\n", catch_exceptions=False)
+    assert control.exit_code == 0, control.output
+    assert check().exit_code == 0
 
 
 def test_a_control_must_point_at_a_technique(project: Path) -> None:

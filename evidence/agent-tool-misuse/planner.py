@@ -64,12 +64,12 @@ _TASKS: list[tuple[re.Pattern[str], Any]] = [
 
 _KV = re.compile(r"(\w+)\s*=\s*(?:'([^']*)'|\"([^\"]*)\"|([^,\s)]+))")
 _DIRECTIVES: list[re.Pattern[str]] = [
-    re.compile(rf"\bcall (?P<tool>{TOOL_NAMES}) with (?P<kv>[^\n]+)", re.I),
+    re.compile(rf"\bcall (?P<tool>{TOOL_NAMES}) with (?P<kv>[^\n]+)", re.IGNORECASE),
     re.compile(rf"\b(?P<tool>{TOOL_NAMES})\((?P<kv>[^)\n]*)\)"),
-    re.compile(r"\brun the shell command `(?P<cmd>[^`]+)`", re.I),
-    re.compile(r"\bsend the contents of (?P<path>[\w./-]+) to (?P<url>http://\S+?)[.,;]?(?:\s|$)", re.I),
-    re.compile(r"\bopen (?P<url>http://\S+?=) followed by the contents of (?P<path>[\w./-]+)", re.I),
-    re.compile(r"\bread (?P<path>[\w./-]+) again\b", re.I),
+    re.compile(r"\brun the shell command `(?P<cmd>[^`]+)`", re.IGNORECASE),
+    re.compile(r"\bsend the contents of (?P<path>[\w./-]+) to (?P<url>http://\S+?)[.,;]?(?:\s|$)", re.IGNORECASE),
+    re.compile(r"\bopen (?P<url>http://\S+?=) followed by the contents of (?P<path>[\w./-]+)", re.IGNORECASE),
+    re.compile(r"\bread (?P<path>[\w./-]+) again\b", re.IGNORECASE),
 ]
 
 
@@ -154,7 +154,9 @@ class LlamaPlanner:
     )
 
     def __init__(self, model_path: str, seed: int) -> None:
-        from llama_cpp import Llama  # optional dependency, imported only when a model is given
+        from llama_cpp import (
+            Llama,  # optional dependency, imported only when a model is given
+        )
 
         self._llm = Llama(model_path=model_path, n_ctx=4096, seed=seed, verbose=False)
         self._messages: list[dict[str, str]] = []
@@ -166,7 +168,7 @@ class LlamaPlanner:
         )
         text = reply["choices"][0]["message"]["content"] or "[]"
         self._messages.append({"role": "assistant", "content": text})
-        match = re.search(r"\[.*\]", text, re.S)
+        match = re.search(r"\[.*\]", text, re.DOTALL)
         try:
             calls = json.loads(match.group(0)) if match else []
         except json.JSONDecodeError:

@@ -15,22 +15,28 @@ import os
 import shutil
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import httpx  # noqa: E402
+import httpx
+from agent import Episode, materialise, run_episode
+from planner import LlamaPlanner, Planner, RulePlanner
+from policies import (
+    AllowlistSandbox,
+    HumanApproval,
+    Policy,
+    RunawayDetector,
+    UntrustedDataRefusal,
+)
+from scenarios import GOALS, VICTIM, Scenario, build
+from tools import ToolBox, WebLab
 
-from agent import Episode, materialise, run_episode  # noqa: E402
-from fmbuild.evidence import kit  # noqa: E402
-from planner import LlamaPlanner, Planner, RulePlanner  # noqa: E402
-from policies import AllowlistSandbox, HumanApproval, Policy, RunawayDetector, UntrustedDataRefusal  # noqa: E402
-from scenarios import GOALS, VICTIM, Scenario, build  # noqa: E402
-from tools import ToolBox, WebLab  # noqa: E402
+from fmbuild.evidence import kit
 
 DEFENCES: dict[str, Callable[[], list[Policy]]] = {
-    "none": lambda: [],
+    "none": list,
     "allowlist_sandbox": lambda: [AllowlistSandbox()],
     "human_approval": lambda: [HumanApproval()],
     "untrusted_refusal": lambda: [UntrustedDataRefusal()],

@@ -134,10 +134,10 @@ class WebLab:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's naming
+            def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 if parts.path.startswith("/collect"):
-                    lab._record("GET", parts.path, " ".join(sum(parse_qs(parts.query).values(), [])))
+                    lab._record("GET", parts.path, " ".join(v for values in parse_qs(parts.query).values() for v in values))
                     self._reply(200, "ok")
                     return
                 if parts.path.startswith("/status/"):
@@ -150,7 +150,7 @@ class WebLab:
                 page = lab.pages.get(parts.path)
                 self._reply(200, page) if page is not None else self._reply(404, "not found")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 length = min(int(self.headers.get("Content-Length") or 0), 1_000_000)
                 body = self.rfile.read(length).decode("utf-8", "replace")
                 lab._record("POST", urlsplit(self.path).path, body)

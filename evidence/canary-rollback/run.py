@@ -16,13 +16,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
+import numpy as np
+from canary import Guards, Outcome, Registry, rollout
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from threadpoolctl import threadpool_limits
 
-from canary import Guards, Outcome, Registry, rollout  # noqa: E402
-from fmbuild.evidence import kit  # noqa: E402
+from fmbuild.evidence import kit
 
 TRIGGER = [-11, -10, -9, -3, -2, -1]  # two bright bars in the bottom-right corner of the 8x8 image
 
@@ -52,6 +53,8 @@ def candidates(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> dict[s
 
 def main() -> None:
     run = kit.start(__file__)
+    # Small models on a shared 2-core machine: BLAS threads only fight each other (10x slower fits).
+    threadpool_limits(1)
     rng = np.random.default_rng(run.seed)
     digits = load_digits()
     x_a, x_rest, y_a, y_rest = train_test_split(digits.data, digits.target, train_size=500, random_state=run.seed, stratify=digits.target)

@@ -62,7 +62,9 @@ run.metric("packages.locked_sha256", genuine_hash)
 run.log("lock.written", requirement="fm-featurizer==1.0.0", sha256=genuine_hash)
 
 pip_env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-pip_env.update(HOME=str(work / "home"), PIP_CONFIG_FILE=os.devnull, PIP_NO_INPUT="1",
+(work / "tmp").mkdir()
+# pip unpacks and builds in TMPDIR and may write under HOME: both point inside the run's folder.
+pip_env.update(HOME=str(work / "home"), TMPDIR=str(work / "tmp"), PIP_CONFIG_FILE=os.devnull, PIP_NO_INPUT="1",
                PIP_DISABLE_PIP_VERSION_CHECK="1")
 
 

@@ -65,7 +65,7 @@ def main() -> None:
     golden = load_by_path("rp_queries", HERE.parent / "retrieval-poisoning" / "queries.py").BENIGN
 
     sizes = run.pick(full=[20, 50, 100], smoke=[20])
-    trials = run.pick(full=12, smoke=2)
+    trials = run.pick(full=10, smoke=2)
     n_ref = run.pick(full=150, smoke=40)
     n_pool = run.pick(full=120, smoke=25)
 
@@ -127,7 +127,9 @@ def main() -> None:
                 cur_df = pd.DataFrame(cur)
                 for name, method in methods.items():
                     np.random.seed(run.seed * 1000 + trial)  # evidently's bootstrap draws from numpy's global state
-                    score, drift, _ = method(cur_df, ref_df)
+                    # evidently's model method writes a "target" column into the frames it is given:
+                    # hand every call its own copies, or the next method measures that column.
+                    score, drift, _ = method(cur_df.copy(), ref_df.copy())
                     table.setdefault((shift, name, n), []).append(bool(drift))
                     if drift:
                         event = {"event": "drift.alert", "monitor": "rag-corpus-embeddings", "method": name,

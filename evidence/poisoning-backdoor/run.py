@@ -89,6 +89,15 @@ def label_flipping(x_tr, y_tr, x_te, y_te, clean_model) -> None:
     for key, value in results.items():
         run.metric(f"label_flip.{key}", value)
     run.log("model.evaluated", model="label_flip", **{k: round(v, 4) for k, v in results.items()})
+    # the same detector on the flipped training set: do the relabelled 3s stand apart among the 8s?
+    is_flipped = np.zeros(len(y_tr), dtype=bool)
+    is_flipped[flipped] = True
+    flagged = activation_clustering(activations(model, x_tr), y_bad.cpu().numpy())
+    det, fpr = rates(flagged, is_flipped)
+    run.metric("label_flip.detection.detection_rate", det)
+    run.metric("label_flip.detection.false_positive_rate", fpr)
+    run.log("detect.summary", detector="activation_clustering", poison="label_flip", flagged=int(flagged.sum()),
+            poisoned=int(is_flipped.sum()), detection_rate=round(det, 4), false_positive_rate=round(fpr, 4))
 
 
 def poison_backdoor(x_tr, y_tr) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:

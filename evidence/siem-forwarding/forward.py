@@ -32,7 +32,7 @@ class CountingSyslogHandler(Rfc5424SysLogHandler):
         if self.failed == failed_before:
             self.sent += 1
 
-    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's naming
+    def handleError(self, record: logging.LogRecord) -> None:
         self.failed += 1
 
 

@@ -72,7 +72,7 @@ class SyslogReceiver:
         self._clients: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
-    def __enter__(self) -> "SyslogReceiver":
+    def __enter__(self) -> SyslogReceiver:
         self._thread.start()
         if not self._ready.wait(10):
             raise RuntimeError("syslog receiver did not start")

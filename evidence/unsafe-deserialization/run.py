@@ -15,10 +15,12 @@ Every canary writes only under the run's output folder.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import pickle
 import shutil
 import statistics
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,9 +52,12 @@ HIDDEN = 512
 
 work = run.out / "work"
 canaries = run.out / "canary"
-for folder in (work, canaries):
+scratch = run.out / "tmp"
+for folder in (work, canaries, scratch):
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
+# Whatever temporary files the loaders and scanners make land inside the run's folder too.
+tempfile.tempdir = str(scratch)
 
 
 # --- 1. one model, six formats -------------------------------------------------------------
@@ -391,6 +396,8 @@ for scanner_name, by_file in verdicts.items():
     summary[scanner_name] = stats
     for key, value in stats.items():
         run.metric(f"scanners.{scanner_name}.{key}", value)
+    # Detection is a property of the scanner's version (its lists change), so the record keeps it.
+    run.metric(f"scanners.{scanner_name}.version", importlib.metadata.version(scanner_name))
     run.metric(f"scanners.{scanner_name}.missed", [s.path.name for s in malicious
                                                    if not by_file[f"malicious/{s.path.name}"].flagged])
     run.log("scanner.summary", scanner=scanner_name, **{k: round(v, 3) for k, v in stats.items()})
@@ -425,7 +432,7 @@ table = {f"{p.parent.name}/{p.name}": {"bytes": p.stat().st_size,
                                            for n in scanners.SCANNERS}}
          for p in benign_paths + [s.path for s in malicious]}
 run.artifact("scan-verdicts.json").write_text(json.dumps(table, indent=2, sort_keys=True))
-for folder in (work, corpus, sidecar):
+for folder in (work, corpus, sidecar, scratch):
     shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -1,55 +1,152 @@
-"""Links, embeds, headings and block references: every one must land (any Obsidian vault)."""
+"""Links, embeds, headings and block references: every one must land (any Obsidian vault).
+
+Findings are kept between runs (`.fmbuild/links-cache.bin`): a note's link findings depend only
+on its own text, on the set of files in the vault (what a name resolves to, what is ambiguous,
+what "did you mean" says) and on the text of the notes whose headings or blocks it links to. A
+note whose text and whose targets are unchanged, in a vault with the same files, keeps its
+findings without resolving anything; any other note is checked afresh.
+"""
 
 from __future__ import annotations
 
-from typing import Iterator
+import hashlib
+from pathlib import Path
+from typing import Any, Iterator
 
 from fmbuild.check.registry import CheckContext, rule
-from fmbuild.diagnostics import Diagnostic, error
-from fmbuild.vault.model import Link, LinkKind, Note
-from fmbuild.vault.cache import load_suggestions, save_suggestions, suggestions_key
-from fmbuild.vault.resolve import Resolution, canonical_heading, closest
+from fmbuild.diagnostics import Diagnostic, Severity, error
+from fmbuild.vault.cache import fingerprint, read_plain, write_plain
+from fmbuild.vault.model import Link, LinkKind, Note, Vault
+from fmbuild.vault.resolve import Resolution, Resolver, canonical_heading, closest
 
 _MAX_CANDIDATES_SHOWN = 5
+RESULTS_FILE = "links-cache.bin"
 
 
 @rule("links", needs_config=False)
 def check_links(ctx: CheckContext) -> Iterator[Diagnostic]:
-    resolver = ctx.resolver
-    # First every link, without "did you mean"; then the suggestions for all broken targets in
-    # one batch (and from the cache when the vault's files are the same as last time).
-    notes = (n for n in ctx.vault.notes.values() if ctx.wants(n.path))
+    vault = ctx.vault
+    store = _ResultStore.open(vault)
+    stale: list[Note] = []
+    for note in vault.notes.values():
+        if not ctx.wants(note.path):
+            continue
+        kept = store.findings(note, vault) if store is not None else None
+        if kept is None:
+            stale.append(note)
+        else:
+            yield from kept
+    if not stale:
+        return
+    fresh = _check(ctx.resolver, stale)
+    for note in stale:
+        yield from fresh[note.path]
+    if store is not None:
+        for note in stale:
+            store.remember(note, _dependencies(ctx.resolver, note, vault), fresh[note.path])
+        store.save()
+
+
+def _check(resolver: Resolver, notes: list[Note]) -> dict[str, list[Diagnostic]]:
+    """Findings of each note. Every link is resolved first, without "did you mean"; then the
+    suggestions for all broken targets are found in one batch."""
+    found: dict[str, list[Diagnostic]] = {note.path: [] for note in notes}
     resolved = list(resolver.failures(notes))
-    broken = {res.looked_for for _, _, res in resolved if res.looked_for is not None}
-    if broken:
-        _suggest(ctx, broken)
+    resolver.prime_suggestions({res.looked_for for _, _, res in resolved if res.looked_for is not None})
     for note, link, res in resolved:
+        out = found[note.path]
         if res.status == "ok":
             if res.heading_ok is False:
-                yield _heading_missing(ctx, note, link, res)
+                out.append(_heading_missing(resolver.vault, note, link, res))
             if res.block_ok is False:
-                yield _block_missing(ctx, note, link, res)
+                out.append(_block_missing(resolver.vault, note, link, res))
         elif res.escapes:
-            yield error(note.path, link.line, link.column, "path-escape",
-                        f"{link.raw} points outside the vault: link to a note inside it")
+            out.append(error(note.path, link.line, link.column, "path-escape",
+                             f"{link.raw} points outside the vault: link to a note inside it"))
         elif res.status == "ambiguous":
-            yield _ambiguous(note, link, res)
+            out.append(_ambiguous(note, link, res))
         else:
-            yield _broken(note, link, resolver.suggest(res.looked_for or link.target))
+            out.append(_broken(note, link, resolver.suggest(res.looked_for or link.target)))
+    return found
 
 
-def _suggest(ctx: CheckContext, targets: set[str]) -> None:
-    vault = ctx.vault
-    resolver = ctx.resolver
-    key = None
-    if vault.cache_dir is not None:
-        key = suggestions_key([*vault.notes, *vault.attachments, *vault.unparsed])
-        resolver.suggestion_memo.update(load_suggestions(vault.cache_dir, key))
-    missing = [t for t in targets if t.lower() not in resolver.suggestion_memo]
-    if missing:
-        resolver.prime_suggestions(sorted(missing))
-        if vault.cache_dir is not None and key is not None:
-            save_suggestions(vault.cache_dir, key, resolver.suggestion_memo)
+def _dependencies(resolver: Resolver, note: Note, vault: Vault) -> list[tuple[str, str]]:
+    """(path, sha256) of the other notes whose headings or blocks `note` links to."""
+    deps: dict[str, str] = {}
+    for link in note.links:
+        if link.heading is None and link.block is None:
+            continue
+        res = resolver.resolve_target(link.target, note.path, suggest=False)
+        if res.status == "ok" and res.is_note and res.path and res.path != note.path:
+            target = vault.notes.get(res.path)
+            deps[res.path] = target.sha256 if target is not None else ""
+    return sorted(deps.items())
+
+
+class _ResultStore:
+    """Link findings per note, valid for one set of vault files and one fmbuild."""
+
+    def __init__(self, path: Path, key: str, entries: dict[str, Any]) -> None:
+        self.path = path
+        self.key = key
+        self.entries = entries
+        self.dirty = False
+
+    @classmethod
+    def open(cls, vault: Vault) -> "_ResultStore | None":
+        if vault.cache_dir is None:
+            return None
+        key = _vault_key(vault)
+        path = vault.cache_dir / RESULTS_FILE
+        content, _ = read_plain(path)
+        entries: dict[str, Any] = {}
+        if isinstance(content, dict) and content.get("key") == key and isinstance(content.get("notes"), dict):
+            entries = content["notes"]
+        return cls(path, key, entries)
+
+    def findings(self, note: Note, vault: Vault) -> list[Diagnostic] | None:
+        """The kept findings of `note`, or None when they may have changed (or look wrong)."""
+        entry = self.entries.get(note.path)
+        try:
+            sha, deps, kept = entry  # type: ignore[misc]
+            if not note.sha256 or sha != note.sha256:
+                return None
+            for path, dep_sha in deps:
+                target = vault.notes.get(path)
+                if (target.sha256 if target is not None else "") != dep_sha:
+                    return None
+            return [Diagnostic(note.path, line, col, Severity(sev), code, msg) for line, col, sev, code, msg in kept]
+        except (TypeError, ValueError):
+            return None
+
+    def remember(self, note: Note, deps: list[tuple[str, str]], findings: list[Diagnostic]) -> None:
+        if not note.sha256:
+            return
+        kept = [(d.line, d.column, d.severity.value, d.code, d.message) for d in findings]
+        self.entries[note.path] = (note.sha256, deps, kept)
+        self.dirty = True
+
+    def save(self) -> None:
+        if self.dirty:
+            write_plain(self.path, {"key": self.key, "notes": self.entries})
+            self.dirty = False
+
+
+def _vault_key(vault: Vault) -> str:
+    """Changes whenever a file appears, disappears or becomes (un)readable, or fmbuild changes."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(fingerprint().encode())
+    here = Path(__file__).resolve()
+    for source in (here, here.parents[1] / "vault" / "resolve.py"):
+        try:
+            h.update(source.read_bytes())
+        except OSError:
+            h.update(source.name.encode())
+    for group, paths in (("n", vault.notes), ("a", vault.attachments), ("u", vault.unparsed)):
+        h.update(group.encode())
+        for p in sorted(paths):
+            h.update(p.encode("utf-8", "surrogateescape") + b"\0")
+    return h.hexdigest()
 
 
 def _where(link: Link) -> str:
@@ -85,8 +182,8 @@ def _ambiguous(note: Note, link: Link, res: Resolution) -> Diagnostic:
     )
 
 
-def _heading_missing(ctx: CheckContext, note: Note, link: Link, res: Resolution) -> Diagnostic:
-    target = ctx.vault.notes[res.path or ""]
+def _heading_missing(vault: Vault, note: Note, link: Link, res: Resolution) -> Diagnostic:
+    target = vault.notes[res.path or ""]
     name = "this note" if target.path == note.path else f"'{target.path}'"
     message = f"{link.raw}{_where(link)}: {name} has no heading '{link.heading}'"
     wanted = canonical_heading((link.heading or "").split("#")[-1])
@@ -99,8 +196,8 @@ def _heading_missing(ctx: CheckContext, note: Note, link: Link, res: Resolution)
     return error(note.path, link.line, link.column, "heading-missing", message)
 
 
-def _block_missing(ctx: CheckContext, note: Note, link: Link, res: Resolution) -> Diagnostic:
-    target = ctx.vault.notes[res.path or ""]
+def _block_missing(vault: Vault, note: Note, link: Link, res: Resolution) -> Diagnostic:
+    target = vault.notes[res.path or ""]
     name = "this note" if target.path == note.path else f"'{target.path}'"
     message = f"{link.raw}{_where(link)}: {name} has no block '^{link.block}'"
     ids = [b.id for b in target.blocks]

@@ -9,14 +9,20 @@ WRITING.md; a technique, pattern or anti-pattern also gets its evidence module, 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from fmbuild.commands.common import fail_usage, project_config
 
+if TYPE_CHECKING:
+    from fmbuild.config import Config
+    from fmbuild.vault.model import Vault
 
-def _vault():  # type: ignore[no-untyped-def]
+
+def _vault() -> tuple[Config, Vault]:
     from fmbuild.config import ConfigError
     from fmbuild.vault.load import load_project
 
@@ -27,7 +33,21 @@ def _vault():  # type: ignore[no-untyped-def]
         raise
     if config is None:
         fail_usage("fmbuild new needs the project's fmbuild.toml")
+        raise AssertionError  # unreachable: fail_usage exits
     return config, vault
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty()
+
+
+def _ask(given: tuple[str, ...], question: str) -> list[str]:
+    """The option's values; asked for at a terminal when none was given (scripts get the
+    refusal that names the option instead)."""
+    if given or not _interactive():
+        return list(given)
+    answer = click.prompt(question, default="", show_default=False).strip()
+    return [part for part in answer.replace(",", " ").split() if part]
 
 
 def _report(files: list[Path]) -> None:
@@ -64,35 +84,38 @@ def command() -> None:
 
 @command.command("technique")
 @click.argument("title")
-@click.option("--atlas", multiple=True, required=True, help="MITRE ATLAS technique ID, e.g. AML.T0043 (repeatable).")
+@click.option("--atlas", multiple=True, help="MITRE ATLAS technique ID, e.g. AML.T0043 (repeatable; asked for when absent).")
 @chapter_option
 @tag_option
 @module_option
 def technique(title: str, atlas: tuple[str, ...], chapter: int | None, tags: tuple[str, ...], module: str | None) -> None:
     """A technique note in techniques/, with its evidence module."""
-    _make("technique", title, atlas=list(atlas), chapter=chapter, tags=list(tags), module=module)
+    atlas_ids = _ask(atlas, "MITRE ATLAS technique ID(s), e.g. AML.T0043")
+    _make("technique", title, atlas=atlas_ids, chapter=chapter, tags=list(tags), module=module)
 
 
 @command.command("pattern")
 @click.argument("title")
-@click.option("--mitigates", "targets", multiple=True, required=True, help="A technique it mitigates, e.g. techniques/evasion (repeatable).")
+@click.option("--mitigates", "targets", multiple=True, help="A technique it mitigates, e.g. techniques/evasion (repeatable; asked for when absent).")
 @chapter_option
 @tag_option
 @module_option
 def pattern(title: str, targets: tuple[str, ...], chapter: int | None, tags: tuple[str, ...], module: str | None) -> None:
     """A pattern (a control) in patterns/, with its evidence module."""
-    _make("pattern", title, targets=list(targets), chapter=chapter, tags=list(tags), module=module)
+    chosen = _ask(targets, "Technique(s) it mitigates, e.g. techniques/evasion")
+    _make("pattern", title, targets=chosen, chapter=chapter, tags=list(tags), module=module)
 
 
 @command.command("anti-pattern")
 @click.argument("title")
-@click.option("--enables", "targets", multiple=True, required=True, help="A technique it opens the door to (repeatable).")
+@click.option("--enables", "targets", multiple=True, help="A technique it opens the door to (repeatable; asked for when absent).")
 @chapter_option
 @tag_option
 @module_option
 def anti_pattern(title: str, targets: tuple[str, ...], chapter: int | None, tags: tuple[str, ...], module: str | None) -> None:
     """An anti-pattern in patterns/, with its evidence module."""
-    _make("anti-pattern", title, targets=list(targets), chapter=chapter, tags=list(tags), module=module)
+    chosen = _ask(targets, "Technique(s) it enables, e.g. techniques/evasion")
+    _make("anti-pattern", title, targets=chosen, chapter=chapter, tags=list(tags), module=module)
 
 
 @command.command("playbook")

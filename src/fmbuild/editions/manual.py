@@ -33,6 +33,7 @@ from fmbuild.site.sanitize import TAG as HTML_TAG
 from fmbuild.site.sanitize import tag_is_safe
 from fmbuild.site.source import Source, read_source
 from fmbuild.vault.model import Link, LinkKind, Note
+from fmbuild.vault.resolve import Resolution
 
 if TYPE_CHECKING:
     from fmbuild.config import Config
@@ -45,12 +46,14 @@ FRAG, FRAG_END = "\ue000", "\ue001"  # an inline HTML fragment, by index
 MARK, MARK_END = "\ue002", "\ue003"  # an attribute for the enclosing block, by index
 _PRIVATE = re.compile("[\ue000-\ue003]")
 _FRAG = re.compile(f"{FRAG}(\\d+){FRAG_END}")
+_BLOCK_FRAG = re.compile(f"<p>{FRAG}(\\d+){FRAG_END}</p>")
 _MARK = re.compile(f"[ \\t]*{MARK}(\\d+){MARK_END}")
 _HEADING_LINE = re.compile(r"^( {0,3}#{1,6})(?:[ \t]+([^\n]*?))?(?:[ \t]+#+)?[ \t]*$")
 _CALLOUT = re.compile(r"^((?:[ \t]*>[ \t]?)+)\[!([A-Za-z][\w-]*)\]([+-]?)[ \t]*(.*)$")
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
                ".webp": "image/webp", ".svg": "image/svg+xml"}
 MAX_INLINE_IMAGE = 2 * 1024 * 1024
+MAX_EMBED_DEPTH = 3  # deeper (or circular) embeds become links
 TYPE_ORDER = {"technique": 0, "pattern": 1, "anti-pattern": 2, "playbook": 3}
 TYPE_LABEL = {"technique": "Technique", "pattern": "Pattern", "anti-pattern": "Anti-pattern",
               "playbook": "Playbook", "source": "Source"}
@@ -124,59 +127,69 @@ class ManualCompiler:
 
     # --- one note -----------------------------------------------------------------------------
 
-    def note_html(self, note: Note) -> str:
+    def note_html(self, note: Note, span: tuple[int, int] | None = None, chain: tuple[str, ...] = ()) -> str:
+        """The note's body as HTML; with `span`, only that part of its text, embedded in another
+        note (`chain` holds the embedding notes): then it carries no ids, which are its own page's."""
         src = self._source(note)
         # Private-use characters are the placeholders: a note cannot forge one (same length, so
         # the model's positions still hold).
         text = _PRIVATE.sub("\ufffd", src.text)
         plan = self.plans[note.path]
+        own = not chain
         out = _Rendering()
         edits = EditSet()
-        start, end = src.body_start, len(text)
+        start, end = span if span is not None else (src.body_start, len(text))
+        inside = lambda offset: start <= offset < end
 
         for a, b in src.comments:
-            if b > start:
-                edits.add(max(a, start), b, "\n" * text.count("\n", max(a, start), b))
+            if b > start and a < end:
+                a, b = max(a, start), min(b, end)
+                edits.add(a, b, "\n" * text.count("\n", a, b))
         for index, heading in enumerate(note.headings):
             line_start, line_end = src.line_span(heading.line)
-            if line_start < start:
+            if not inside(line_start):
                 continue
-            if index == 0 and plan.drop_first_h1:
+            if own and index == 0 and plan.drop_first_h1:
                 edits.add(line_start, line_end, "")
                 continue
             m = _HEADING_LINE.match(text[line_start:line_end])
-            if m is not None and (m.group(2) or "").strip():
+            if own and m is not None and (m.group(2) or "").strip():
                 edits.add(line_start + m.end(2), line_start + m.end(2), " " + out.mark("id", plan.headings[index]))
         for link in note.links:
             if link.kind is LinkKind.PROPERTY:
                 continue
             offset = src.offset(link.line, link.column)
-            if offset >= start and text[offset : offset + len(link.raw)] == link.raw:
-                edits.add(offset, offset + len(link.raw), out.fragment(self._link(note, link)))
+            if inside(offset) and text[offset : offset + len(link.raw)] == link.raw:
+                edits.add(offset, offset + len(link.raw), self._link(note, link, src, offset, out, (*chain, note.path)))
         for ref in note.metric_refs:
             offset = src.offset(ref.line, ref.column)
-            if offset >= start and text[offset : offset + len(ref.raw)] == ref.raw:
+            if inside(offset) and text[offset : offset + len(ref.raw)] == ref.raw:
                 edits.add(offset, offset + len(ref.raw), out.fragment(self._metric(note, ref.module, ref.metric, ref.fmt)))
         for block in note.blocks:
             line_start, line_end = src.line_span(block.line)
             m = re.search(rf"(?:^|[ \t])(\^{re.escape(block.id)})[ \t]*$", text[line_start:line_end])
-            if m is not None and line_start >= start:
-                edits.add(line_start + m.start(1), line_start + m.end(1), out.mark("id", plan.blocks[block.id.lower()]))
+            if m is not None and inside(line_start):
+                marker = out.mark("id", plan.blocks[block.id.lower()]) if own else ""
+                edits.add(line_start + m.start(1), line_start + m.end(1), marker)
         for m in HTML_TAG.finditer(text, start, end):
             if not src.protected(m.start(), m.end()) and not edits.overlaps(m.start(), m.end()) and not tag_is_safe(m):
                 edits.add(m.start(), m.end(), html.escape(m.group(0), quote=False))
-        self._callouts(src, text, edits, out)
+        self._callouts(src, text, edits, out, start, end)
 
         body = edits.apply(text, start, end)
         tokens = self.md.parse(body)
         _apply_marks(tokens, out.marks)
         rendered = self.md.renderer.render(tokens, self.md.options, {})
+        # A block fragment (a transcluded note) alone in its paragraph replaces the paragraph.
+        rendered = _BLOCK_FRAG.sub(lambda m: out.fragments[int(m.group(1))], rendered)
         rendered = _FRAG.sub(lambda m: out.fragments[int(m.group(1))], rendered)
         return _MARK.sub("", rendered)
 
-    def _callouts(self, src: Source, text: str, edits: EditSet, out: _Rendering) -> None:
-        for number in range(src.line_of(src.body_start), len(src.starts) + 1):
+    def _callouts(self, src: Source, text: str, edits: EditSet, out: _Rendering, start: int, end: int) -> None:
+        for number in range(src.line_of(start), src.line_of(max(start, end - 1)) + 1):
             line_start, line_end = src.line_span(number)
+            if line_start < start or line_end > end:
+                continue
             m = _CALLOUT.match(text[line_start:line_end])
             if m is None or src.protected(line_start, line_end) or edits.overlaps(line_start, line_end):
                 continue
@@ -184,8 +197,41 @@ class ManualCompiler:
             title = m.group(4).strip() or kind.capitalize()
             edits.add(line_start, line_end, f"{m.group(1)}**{title}** {out.mark('class', f'callout callout-{kind}')}")
 
-    def _link(self, note: Note, link: Link) -> str:
+    def _link(self, note: Note, link: Link, src: Source, offset: int, out: _Rendering, chain: tuple[str, ...]) -> str:
+        """The replacement text of one link: an anchor, an inlined image, or a transcluded note."""
         res = self.resolver.resolve_link(link, note)
+        target = self.vault.notes.get(res.path or "") if res.ok and res.is_note else None
+        if (target is not None and link.kind is LinkKind.EMBED and len(chain) <= MAX_EMBED_DEPTH
+                and target.path not in chain and _alone_on_line(src, offset, len(link.raw))):
+            inner = self.note_html(target, self._embed_span(target, link, res), chain)
+            source = self._anchor(note, link, res)
+            return out.fragment(f'<div class="embed">\n<p class="embed-source">{source}</p>\n{inner}</div>')
+        return out.fragment(self._anchor(note, link, res))
+
+    def _embed_span(self, target: Note, link: Link, res: Resolution) -> tuple[int, int]:
+        """Where the embedded text lies: the heading's section, the block's lines, or the body."""
+        src = self._source(target)
+        if link.heading is not None and res.heading is not None:
+            start = src.line_span(res.heading.line)[0]
+            after = False
+            for heading in target.headings:
+                if heading is res.heading:
+                    after = True
+                elif after and heading.level <= res.heading.level:
+                    return start, src.line_span(heading.line)[0]
+            return start, len(src.text)
+        if link.block is not None and res.block_ok:
+            line = next(b.line for b in target.blocks if b.id.lower() == link.block.strip().lower())
+            first = line
+            while first - 1 >= 1 and src.starts[first - 2] >= src.body_start:
+                a, b = src.line_span(first - 1)
+                if not src.text[a:b].strip() or _HEADING_LINE.match(src.text[a:b]):
+                    break
+                first -= 1
+            return src.line_span(first)[0], src.line_span(line)[1]
+        return src.body_start, len(src.text)
+
+    def _anchor(self, note: Note, link: Link, res: Resolution) -> str:
         label = link.alias if (link.alias and not (link.is_embed and not res.is_note)) else None
         if not res.ok or res.path is None:
             why = "ambiguous: " + ", ".join(res.candidates) if res.status == "ambiguous" else "no such note or file"
@@ -391,6 +437,14 @@ class ManualCompiler:
             "</html>",
             "",
         ])
+
+
+def _alone_on_line(src: Source, offset: int, length: int) -> bool:
+    """True when nothing but indentation surrounds the embed on its line (a block, not inline)."""
+    line_start = src.text.rfind("\n", 0, offset) + 1
+    line_end = src.text.find("\n", offset + length)
+    line_end = len(src.text) if line_end < 0 else line_end
+    return not src.text[line_start:offset].strip() and not src.text[offset + length : line_end].strip()
 
 
 def _apply_marks(tokens: list[Token], marks: list[tuple[str, str]]) -> None:

@@ -22,7 +22,7 @@ import os
 import tempfile
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from fmbuild import __version__
 from fmbuild.diagnostics import Diagnostic, Severity
@@ -176,35 +176,6 @@ def write_plain(path: Path, content: Any) -> bool:
     except OSError:
         return False
     return True
-
-
-# --- "did you mean" answers -----------------------------------------------------------------------------
-
-SUGGEST_FILE = "suggest-cache.bin"
-
-
-def suggestions_key(vault_paths: Iterable[str]) -> str:
-    """Suggestions hold while the set of files in the vault is the same."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update(fingerprint().encode())
-    for path in sorted(vault_paths):
-        h.update(path.encode("utf-8", "surrogateescape"))
-        h.update(b"\0")
-    return h.hexdigest()
-
-
-def load_suggestions(cache_dir: Path, key: str) -> dict[str, str | None]:
-    content, _ = read_plain(cache_dir / SUGGEST_FILE)
-    if not isinstance(content, dict) or content.get("key") != key:
-        return {}
-    memo = content.get("memo")
-    if not isinstance(memo, dict):
-        return {}
-    return {k: v for k, v in memo.items() if isinstance(k, str) and (v is None or isinstance(v, str))}
-
-
-def save_suggestions(cache_dir: Path, key: str, memo: dict[str, str | None]) -> None:
-    write_plain(cache_dir / SUGGEST_FILE, {"key": key, "memo": memo})
 
 
 def _write_ignore_file(folder: Path) -> None:

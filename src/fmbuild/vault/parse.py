@@ -46,16 +46,13 @@ _FrontmatterLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_or_
 
 # --- regions where nothing counts -------------------------------------------------------------
 
-# Openers, in one alternation so the earliest wins. Fences may be indented (inside list items)
-# and may sit in block quotes.
-_OPENER = re.compile(
-    r"^(?P<fprefix>[ \t]*(?:>[ \t]?)*)(?P<fence>`{3,}|~{3,})[^\n]*"
-    r"|(?P<ticks>`+)"
-    r"|(?P<html><!--)"
-    r"|(?P<pct>%%)",
-    re.M,
-)
-_INDENTED = re.compile(r"^(?: {4}|\t)[^\n]*\S", re.M)
+# The characters that may open a region (a backtick or tilde run, `<!--`, `%%`): one character
+# class, which the regex engine scans for at C speed; what was found is sorted out in Python.
+_OPENER = re.compile(r"[`~<%]")
+_RUN = {"`": re.compile(r"`+"), "~": re.compile(r"~+")}
+# What may stand before a fence on its line: indentation (list items) and block-quote markers.
+_FENCE_PREFIX = re.compile(r"[ \t]*(?:>[ \t]?)*")
+_INDENTED = re.compile(r"\n(?: {4}|\t)[^\n]*\S")
 _LIST_ITEM = re.compile(r"[ \t]*(?:[-*+]|\d{1,9}[.)])(?:[ \t]|$)")
 _NOT_NEWLINE = re.compile(r"[^\n]")
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
@@ -85,40 +82,46 @@ def _excluded_inline(text: str, start: int) -> list[tuple[int, int]]:
         m = _OPENER.search(text, pos)
         if m is None:
             break
-        kind = m.lastgroup
-        if kind == "fence" or kind == "fprefix":
-            fence = m.group("fence")
-            if fence[0] == "`" and "`" in text[m.end("fence") : m.end()]:
-                # A backtick fence's info string cannot hold a backtick: this is inline code.
-                end = _span_for_ticks(text, m.start("fence"), len(fence))
-                if end is None:
-                    pos = m.end("fence")
-                    continue
-                spans.append((m.start("fence"), end))
+        at = m.start()
+        char = text[at]
+        if char == "<" or char == "%":
+            opener, closer = ("<!--", "-->") if char == "<" else ("%%", "%%")
+            if not text.startswith(opener, at):
+                pos = at + 1
+                continue
+            # An HTML comment ends at -->; an Obsidian comment at the next %% (or the end).
+            close = text.find(closer, at + len(opener))
+            end = n if close < 0 else close + len(closer)
+            spans.append((at, end))
+            pos = end
+            continue
+        run_end = _RUN[char].match(text, at).end()  # type: ignore[union-attr]
+        run = text[at:run_end]
+        if len(run) >= 3 and _opens_line(text, at):
+            line_end = text.find("\n", run_end)
+            line_end = n if line_end < 0 else line_end
+            if char == "~" or "`" not in text[run_end:line_end]:
+                end = _fence_end(text, run, line_end)
+                spans.append((text.rfind("\n", 0, at) + 1, end))
                 pos = end
                 continue
-            end = _fence_end(text, fence, m.end())
-            spans.append((m.start(), end))
-            pos = end
-        elif kind == "ticks":
-            ticks = m.group("ticks")
-            end = _span_for_ticks(text, m.start(), len(ticks))
-            if end is None:
-                pos = m.end()  # a lone backtick run is literal text
-                continue
-            spans.append((m.start(), end))
-            pos = end
-        elif kind == "html":
-            close = text.find("-->", m.end())
-            end = n if close < 0 else close + 3
-            spans.append((m.start(), end))
-            pos = end
-        else:  # %% comment: Obsidian comments out everything up to the next %% (or the end)
-            close = text.find("%%", m.end())
-            end = n if close < 0 else close + 2
-            spans.append((m.start(), end))
-            pos = end
+            # A backtick fence's info string cannot hold a backtick: this is inline code.
+        if char == "~":
+            pos = run_end  # tildes inside a line are text
+            continue
+        end = _span_for_ticks(text, at, len(run))
+        if end is None:
+            pos = run_end  # a backtick run that never closes is literal text
+            continue
+        spans.append((at, end))
+        pos = end
     return spans
+
+
+def _opens_line(text: str, offset: int) -> bool:
+    """Whether only indentation or block-quote markers stand before `offset` on its line."""
+    line_start = text.rfind("\n", 0, offset) + 1
+    return offset == line_start or _FENCE_PREFIX.fullmatch(text, line_start, offset) is not None
 
 
 def _span_for_ticks(text: str, start: int, n: int) -> int | None:
@@ -142,10 +145,10 @@ def _indented_code(text: str, start: int, excluded: list[tuple[int, int]]) -> li
     a list item (whose continuation lines are indented too)."""
     spans: list[tuple[int, int]] = []
     pos = start
-    for m in _INDENTED.finditer(text, start):
-        if m.start() < pos or _inside(m.start(), excluded):
+    for m in _indented_lines(text, start):
+        if m[0] < pos or _inside(m[0], excluded):
             continue
-        line_start = m.start()
+        line_start, line_end = m
         if line_start > start:
             prev_end = line_start - 1  # the '\n' ending the previous line
             prev_start = text.rfind("\n", 0, prev_end) + 1
@@ -154,7 +157,7 @@ def _indented_code(text: str, start: int, excluded: list[tuple[int, int]]) -> li
             if _after_list(text, prev_start, start):
                 continue
         # Extend over following indented or blank lines.
-        end = m.end()
+        end = line_end
         n = len(text)
         while end < n:
             next_start = end + 1
@@ -168,6 +171,17 @@ def _indented_code(text: str, start: int, excluded: list[tuple[int, int]]) -> li
         spans.append((line_start, end))
         pos = end
     return spans
+
+
+def _indented_lines(text: str, start: int) -> Iterator[tuple[int, int]]:
+    """(start, end) of each non-blank line indented by 4 spaces or a tab, from `start` on."""
+    if text.startswith(("    ", "\t"), start):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end
+        if text[start:end].strip():
+            yield start, end
+    for m in _INDENTED.finditer(text, start):
+        yield m.start() + 1, m.end()
 
 
 def _after_list(text: str, blank_start: int, body_start: int) -> bool:
@@ -229,15 +243,18 @@ def code_free(text: str, body_start: int = 0) -> str:
 
 # --- the syntax that counts -------------------------------------------------------------------
 
-_HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+([^\n]*?))?(?:[ \t]+#+)?[ \t]*$", re.M)
-_BLOCK_ID = re.compile(r"(?:^|[ \t])\^([A-Za-z0-9][A-Za-z0-9-]*)[ \t]*$", re.M)
-_WIKILINK = re.compile(r"(!?)\[\[([^\[\]\n]+)\]\]")
+_HEADING = re.compile(r" {0,3}(#{1,6})(?:[ \t]+([^\n]*?))?(?:[ \t]+#+)?[ \t]*$", re.M)
+_HEADING_HASHES = re.compile(r"\n {0,3}(#{1,6})(?=[ \t\n]|$)")
+_BLOCK_ID = re.compile(r"\^([A-Za-z0-9][A-Za-z0-9-]*)[ \t]*$", re.M)
+_WIKILINK = re.compile(r"\[\[([^\[\]\n]+)\]\]")
+# `[text](url "title")`; atomic groups keep a failed match from backtracking.
 _MD_LINK = re.compile(
-    r"(!?)\[((?:[^\[\]\n]|\[[^\[\]\n]*\])*)\]\(\s*(<[^<>\n]*>|(?:[^\s()]|\([^\s()]*\))*)(?:\s+(?:\"[^\"\n]*\"|'[^'\n]*'|\([^()\n]*\)))?\s*\)"
+    r"\[((?>[^\[\]\n]+|\[[^\[\]\n]*\])*)\]\(\s*(<[^<>\n]*>|(?>[^\s()]+|\([^\s()]*\))*)"
+    r"(?:\s+(?:\"[^\"\n]*\"|'[^'\n]*'|\([^()\n]*\)))?\s*\)"
 )
 # Obsidian tags: after whitespace or at a line start; letters, digits, _ - / (nesting) and
 # non-ASCII symbols; at least one character that is not a digit.
-_TAG = re.compile(r"(?:(?<=\s)|^)#([^\s!-,.:-@\[-\^`{-~]+)", re.M)
+_TAG = re.compile(r"#([^\s!-,.:-@\[-\^`{-~]+)")
 _METRIC = re.compile(r"\{\{\s*evidence:([^{}\s:]+)(?::([^{}]*?))?\s*\}\}")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _FM_KEY = re.compile(r"^(?:\"([^\"\n]+)\"|'([^'\n]+)'|([^\s#:\-\"'][^:\n]*?|-[^\s:][^:\n]*?))[ \t]*:(?=[ \t]|$)", re.M)
@@ -291,23 +308,31 @@ def split_target(inner: str) -> tuple[str, str | None, str | None, str | None]:
 
 def _wikilinks(masked: str, lines: _Lines) -> Iterator[Link]:
     for m in _WIKILINK.finditer(masked):
-        inner = m.group(2)
+        inner = m.group(1)
         if not inner.strip():
             continue
         target, heading, block, alias = split_target(inner)
         if not target and heading is None and block is None:
             continue
-        line, col = lines.pos(m.start())
-        kind = LinkKind.EMBED if m.group(1) else LinkKind.WIKILINK
-        yield Link(kind, target, heading, block, alias, line, col, m.group(0))
+        start = m.start()
+        embed = start > 0 and masked[start - 1] == "!"
+        if embed:
+            start -= 1
+        line, col = lines.pos(start)
+        kind = LinkKind.EMBED if embed else LinkKind.WIKILINK
+        yield Link(kind, target, heading, block, alias, line, col, masked[start : m.end()])
 
 
-def _markdown_links(masked: str, lines: _Lines) -> Iterator[Link]:
+def _markdown_links(masked: str, lines: _Lines, hazards: list[Hazard]) -> Iterator[Link]:
+    """Markdown links to vault files; a `javascript:` URL goes to `hazards` instead."""
     for m in _MD_LINK.finditer(masked):
-        url = m.group(3)
+        url = m.group(2)
         if url.startswith("<"):
             url = url[1:-1]
         if not url or _SCHEME.match(url) or url.startswith("//"):
+            if url and _script_url(unquote(url)):
+                line, col = lines.pos(m.start() - (m.start() > 0 and masked[m.start() - 1] == "!"))
+                hazards.append(Hazard("javascript-url", masked[m.start() : m.end()][:60], line, col))
             continue  # external (http:, mailto:, obsidian:, ...) or empty
         path, _, fragment = url.partition("#")
         path = unquote(path)
@@ -321,22 +346,31 @@ def _markdown_links(masked: str, lines: _Lines) -> Iterator[Link]:
                 heading = fragment
         elif not path:
             continue
-        line, col = lines.pos(m.start())
+        start = m.start()
+        image = start > 0 and masked[start - 1] == "!"
+        if image:
+            start -= 1
+        line, col = lines.pos(start)
         yield Link(
-            LinkKind.MARKDOWN, path.strip(), heading, block, m.group(2) or None, line, col, m.group(0),
-            image=bool(m.group(1)),
+            LinkKind.MARKDOWN, path.strip(), heading, block, m.group(1) or None, line, col,
+            masked[start : m.end()], image=image,
         )
 
 
 def _headings(text: str, masked: str, lines: _Lines) -> list[Heading]:
     found: list[Heading] = []
-    for m in _HEADING.finditer(masked):
-        line_no = lines.line(m.start())
-        original = text[lines.starts[line_no - 1] : m.end()]
-        om = _HEADING.match(original)
-        if om is None:  # cannot happen: blanking only turns characters into spaces
+    starts = [m.start() + 1 for m in _HEADING_HASHES.finditer(masked)]
+    if masked.lstrip(" ").startswith("#"):
+        starts.insert(0, 0)
+    for line_start in starts:
+        line_end = masked.find("\n", line_start)
+        line_end = len(masked) if line_end < 0 else line_end
+        if not _HEADING.match(masked, line_start, line_end):
+            continue  # blanked out (code), or more than six #
+        om = _HEADING.match(text, line_start, line_end)  # the original line: inline code kept
+        if om is None:
             continue
-        found.append(Heading(len(om.group(1)), (om.group(2) or "").strip(), line_no))
+        found.append(Heading(len(om.group(1)), (om.group(2) or "").strip(), lines.line(line_start)))
     return found
 
 
@@ -347,6 +381,9 @@ def _is_tag(name: str) -> bool:
 def _inline_tags(masked: str, lines: _Lines) -> Iterator[Tag]:
     for m in _TAG.finditer(masked):
         name = m.group(1)
+        start = m.start()
+        if start > 0 and not masked[start - 1].isspace():
+            continue  # `a#b`, `[[n#h]]`, URLs: a tag starts after whitespace or at a line start
         if _is_tag(name):
             line, col = lines.pos(m.start())
             yield Tag(name, line, col, True)
@@ -398,17 +435,6 @@ def _hazards(masked: str, lines: _Lines) -> Iterator[Hazard]:
                 yield Hazard("event-handler", snippet, line, col)
             elif attr in _URL_ATTRIBUTES and value and _script_url(value):
                 yield Hazard("javascript-url", snippet, line, col)
-    for m in _MD_LINK.finditer(masked):
-        url = m.group(3)
-        if url.startswith("<"):
-            url = url[1:-1]
-        if url and _script_url(unquote(url)):
-            line, col = lines.pos(m.start())
-            yield Hazard("javascript-url", m.group(0)[:60], line, col)
-
-
-def _sorted_hazards(masked: str, lines: _Lines) -> list[Hazard]:
-    return sorted(_hazards(masked, lines), key=lambda h: (h.line, h.column))
 
 
 # --- frontmatter --------------------------------------------------------------------------------
@@ -581,14 +607,21 @@ def parse_note(path: str, text: str, *, sha256: str = "", size: int = 0) -> Note
 
     masked = code_free(text, body_start)
     headings = _headings(text, masked, lines)
-    blocks = [Block(m.group(1), lines.line(m.start(1))) for m in _BLOCK_ID.finditer(masked)]
+    blocks = [
+        Block(m.group(1), lines.line(m.start()))
+        for m in _BLOCK_ID.finditer(masked)
+        if m.start() == 0 or masked[m.start() - 1] in " \t\n"
+    ]
     tags.extend(_inline_tags(masked, lines))
     body_links = list(_wikilinks(masked, lines))
-    body_links.extend(_markdown_links(masked, lines))
+    hazards: list[Hazard] = []
+    body_links.extend(_markdown_links(masked, lines, hazards))
     body_links.sort(key=lambda link: (link.line, link.column))
     links.extend(body_links)
-    metric_refs = list(_metric_refs(masked, lines))
-    hazards = _sorted_hazards(masked, lines) if "<" in masked or "script" in masked.lower() else []
+    metric_refs = list(_metric_refs(masked, lines)) if "{{" in masked else []
+    if "<" in masked:
+        hazards.extend(_hazards(masked, lines))
+        hazards.sort(key=lambda h: (h.line, h.column))
 
     return Note(
         path=path,

@@ -43,14 +43,22 @@ class Resolution:
     candidates: list[str] = field(default_factory=list)  # every match when ambiguous
     heading_ok: bool | None = None  # None: the link names no heading (or it cannot be checked)
     block_ok: bool | None = None  # None: the link names no block
-    suggestion: str | None = None  # closest existing target, as link text, when broken
     heading: Heading | None = None  # the heading the link points to, when found
     escapes: bool = False  # a relative path that climbs out of the vault
     looked_for: str | None = None  # the vault path that was looked for, when broken
+    # "Did you mean" costs a fuzzy search over every file, so it is found when first asked for.
+    _resolver: "Resolver | None" = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def suggestion(self) -> str | None:
+        """The closest existing target, as link text (`techniques/evasion`), when broken."""
+        if self.looked_for is None or self._resolver is None:
+            return None
+        return self._resolver.suggest(self.looked_for)
 
 
 _NOT_WORD = re.compile(r"[^\w\-]+|_+")
@@ -112,6 +120,9 @@ class Resolver:
         self._memo: dict[tuple[str, str], Resolution] = {}  # (target, folder) for the others
         self._anchor_memo: dict[tuple[str, str | None, str | None], Resolution] = {}
         self._canon: dict[str, list[str]] = {}  # note path -> its headings, canonical
+        self._heading_index: dict[str, dict[str, int]] = {}  # note path -> canonical -> first index
+        self._canon_text: dict[str, str] = {}  # link heading text -> canonical
+        self._block_ids: dict[str, set[str]] = {}  # note path -> lower-case block ids
         self._suggest_memo: dict[str, str | None] = {}
         self._choice_lists: dict[tuple[bool, bool], tuple[list[str], dict[str, str]]] = {}
 
@@ -143,20 +154,39 @@ class Resolver:
         heading_ok: bool | None = None
         block_ok: bool | None = None
         if heading_text is not None:
-            canon = self._canon.get(target.path)
-            if canon is None:
-                canon = self._canon[target.path] = [canonical_heading(h.text) for h in target.headings]
-            heading = _match_headings(target.headings, canon, heading_text)
+            heading = self._find_heading(target, heading_text)
             heading_ok = heading is not None
         if block_id is not None:
-            block_ok = block_matches(target, block_id)
-        return Resolution("ok", base.path, True, [], heading_ok, block_ok, None, heading)
+            ids = self._block_ids.get(target.path)
+            if ids is None:
+                ids = self._block_ids[target.path] = {b.id.lower() for b in target.blocks}
+            block_ok = block_id.strip().lower() in ids
+        return Resolution("ok", base.path, True, [], heading_ok, block_ok, heading)
+
+    def _find_heading(self, note: Note, text: str) -> Heading | None:
+        canon = self._canon.get(note.path)
+        if canon is None:
+            canon = self._canon[note.path] = [canonical_heading(h.text) for h in note.headings]
+        if "#" in text:  # nested: A#B
+            return _match_headings(note.headings, canon, text)
+        wanted = self._canon_text.get(text)
+        if wanted is None:
+            wanted = self._canon_text[text] = canonical_heading(text)
+        index = self._heading_index.get(note.path)
+        if index is None:
+            index = {}
+            for i, c in enumerate(canon):
+                index.setdefault(c, i)
+            self._heading_index[note.path] = index
+        i = index.get(wanted) if wanted else None
+        return note.headings[i] if i is not None else None
 
     def resolve_target(self, target: str, source_path: str, *, suggest: bool = True) -> Resolution:
         """Resolve a link path (no `#subpath`) written in the note at `source_path`.
 
-        With `suggest=False` a broken result carries no "did you mean" yet (see
-        `prime_suggestions`, which finds them for many targets at once)."""
+        A broken result finds its "did you mean" when `suggestion` is first read;
+        `prime_suggestions` finds them for many targets at once. (`suggest` is accepted for
+        callers written before suggestions became lazy; it changes nothing.)"""
         found = self._global_memo.get(target)
         if found is None:
             if not target or target.isspace():  # same-note link
@@ -170,15 +200,12 @@ class Resolver:
                     self._memo[key] = found
                 else:
                     self._global_memo[target] = found
-        if suggest and found.looked_for is not None and found.suggestion is None:
-            found.suggestion = self.suggest(found.looked_for)
         return found
 
     def failures(self, notes: Iterable[Note]) -> Iterator[tuple[Note, Link, Resolution]]:
         """Every link of `notes` that does not land: broken, ambiguous, escaping, or pointing
         at a heading or block its note lacks. The hot loop of `fmbuild check`, kept tight: most
-        links hit the memo and cost two dictionary look-ups. No "did you mean" is computed
-        here (see `prime_suggestions`)."""
+        links hit the memo and cost two dictionary look-ups."""
         global_memo = self._global_memo
         anchor_memo = self._anchor_memo
         for note in notes:
@@ -264,7 +291,7 @@ class Resolver:
         return None, False
 
     def _broken(self, t: str) -> Resolution:
-        return Resolution("broken", None, False, looked_for=t)
+        return Resolution("broken", None, False, looked_for=t, _resolver=self)
 
     # --- did you mean -------------------------------------------------------------------------------
 
