@@ -76,7 +76,7 @@ def _dependencies(resolver: Resolver, note: Note, vault: Vault) -> list[tuple[st
     for link in note.links:
         if link.heading is None and link.block is None:
             continue
-        res = resolver.resolve_target(link.target, note.path, suggest=False)
+        res = resolver.resolve_target(link.target, note.path)
         if res.status == "ok" and res.is_note and res.path and res.path != note.path:
             target = vault.notes.get(res.path)
             deps[res.path] = target.sha256 if target is not None else ""

@@ -136,8 +136,9 @@ class Resolver:
     def resolve_link(self, link: Link, source: Note, *, suggest: bool = True) -> Resolution:
         """Resolve a parsed link from `source`, including its heading or block.
 
-        Resolutions are shared between calls: treat them as read-only."""
-        base = self.resolve_target(link.target, source.path, suggest=suggest)
+        Resolutions are shared between calls: treat them as read-only. (`suggest` is accepted
+        for callers written before suggestions became lazy; it changes nothing.)"""
+        base = self.resolve_target(link.target, source.path)
         if (link.heading is None and link.block is None) or base.status != "ok" or not base.is_note:
             return base
         key = (base.path or "", link.heading, link.block)
@@ -213,7 +214,7 @@ class Resolver:
             for link in note.links:
                 res = global_memo.get(link.target)
                 if res is None:
-                    res = self.resolve_target(link.target, path, suggest=False)
+                    res = self.resolve_target(link.target, path)
                 if res.status != "ok":
                     yield note, link, res
                     continue
@@ -221,7 +222,7 @@ class Resolver:
                     continue
                 anchored = anchor_memo.get((res.path or "", link.heading, link.block))
                 if anchored is None:
-                    anchored = self.resolve_link(link, note, suggest=False)
+                    anchored = self.resolve_link(link, note)
                 if anchored.heading_ok is False or anchored.block_ok is False:
                     yield note, link, anchored
 
@@ -319,11 +320,6 @@ class Resolver:
             queries = [q[:-3] if q.endswith(".md") else q for q in lows]
             for low, best in zip(lows, closest_many(queries, keys)):
                 self._suggest_memo[low] = table[best] if best is not None else None
-
-    @property
-    def suggestion_memo(self) -> dict[str, str | None]:
-        """Every suggestion found so far (lower-case target -> link text), to persist."""
-        return self._suggest_memo
 
     def _choices(self, notes: bool, by_name: bool) -> tuple[list[str], dict[str, str]]:
         """(lower-case keys, key -> link text), built once per kind."""
