@@ -129,3 +129,15 @@ def test_every_bad_input_at_once_still_checks_the_rest(write_files, tmp_path: Pa
         ("bytes.md", "encoding"), ("escape.md", "path-escape"), ("huge.md", "file-too-large"),
     ]
     assert [p.code for p in loaded.notes["yaml.md"].problems] == ["frontmatter-invalid"]
+
+
+def test_nested_templates_folder_from_the_config(fmbuild, fixture_vault) -> None:
+    project = fixture_vault("core-manual")
+    config = project / "fmbuild.toml"
+    config.write_text(config.read_text(encoding="utf-8").replace('templates = "templates"', 'templates = "meta/tpl"'))
+    (project / "vault" / "templates").rename(project / "vault" / "sources" / "tpl-moved")
+    (project / "vault" / "meta" / "tpl").mkdir(parents=True)
+    (project / "vault" / "meta" / "tpl" / "t.md").write_text("---\ntags: [nonsense]\n---\n[[nothing]]\n")
+    (project / "vault" / "sources" / "tpl-moved").rename(project / "vault" / "meta" / "tpl" / "more")
+    result = fmbuild("check", "--format", "json", "--no-cache", cwd=project)
+    assert (result.exit_code, json.loads(result.stdout)) == (0, [])

@@ -85,8 +85,8 @@ def test_declared_inputs_outside_the_module(project: Path) -> None:
 def test_package_versions_are_in_the_key(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real = runner_module.environment
 
-    def upgraded(spec, cache_dir=None):
-        env = real(spec, cache_dir)
+    def upgraded(spec, cache_dir=None, digest=None):
+        env = real(spec, cache_dir, digest)
         env["packages"] = {**env["packages"], "numpy": "99.0.0"}
         return env
 
@@ -181,3 +181,17 @@ def test_cache_entry_records_what_the_site_needs(project: Path) -> None:
     data = json.loads(entry.read_text())
     for key in ("module", "metrics", "duration_s", "device", "isolation", "environment", "date", "artifacts"):
         assert key in data
+
+
+def test_remembered_imports_follow_the_code(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    state = project / ".fmbuild" / "evidence"
+    spec = read_module(project / "evidence" / "ev-uncited")
+    first = fingerprint.environment(spec, state, inputs_hash(spec.path, spec))
+    assert "numpy" not in first["packages"]
+    run_py = spec.path / "run.py"
+    run_py.write_text("import numpy\n" + run_py.read_text())
+    second = fingerprint.environment(spec, state, inputs_hash(spec.path, spec))
+    assert "numpy" in second["packages"]
+    remembered = json.loads((state / "imports.json").read_text())
+    assert [k for k in remembered if k.startswith("ev-uncited:")] == [f"ev-uncited:{inputs_hash(spec.path, spec)}"]

@@ -335,3 +335,26 @@ def test_seed_004_parses_as_obsidian_reads_it() -> None:
     table_links = [l for l in note.links if l.alias == "Data Poisoning"]
     assert table_links and table_links[0].target == "techniques/data-poisoning-attacks"
     assert [h.text for h in note.headings if h.level == 2][:3] == ["Overview", "Scope & Prerequisites", "Methodology"]
+
+
+# --- table rows (a playbook's tables of wikilinks declare its edges) ------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, rows",
+    [
+        ("| a | b |\n| --- | --- |\n| [[x]] | y |\n| z | w |\n\nafter\n", [3, 4]),
+        ("| a | b |\n|---|---|\n| 1 | 2 |\nlazy row\n- list breaks it\n", [3, 4]),
+        ("a | b\n--|--\n1 | 2\n", [3]),
+        ("| a | b |\n| --- |\n| 1 | 2 |\n", []),  # header and delimiter disagree
+        ("para\n| a | b |\n| - | - |\n| 1 | 2 |\n", [4]),
+        ("| a |\n| - |\n| 1 |\n# Heading\n", [3]),
+        ("a\n-\nb\n", []),  # a setext heading, not a table
+        ("> | a |\n> | - |\n> | 1 |\n", [3]),
+        ("| a \\| b | c |\n| - | - |\n| 1 | 2 |\n", [3]),
+        ("```\n| a |\n| - |\n| 1 |\n```\n", []),
+        ("---\nx: 1\n---\n| a | b |\n| :-- | --: |\n| 1 | 2 |\n", [6]),
+    ],
+)
+def test_table_rows(text: str, rows: list[int]) -> None:
+    assert parse_note("n.md", text).table_rows == rows

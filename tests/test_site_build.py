@@ -241,3 +241,12 @@ def test_titles_and_tags_are_escaped_everywhere_mkdocs_prints_them(tmp_path: Pat
     for page in (tmp_path / "out").rglob("*.html"):
         text = page.read_text(encoding="utf-8")
         assert "<img src=x" not in text and "<b>t</b>" not in text and "<i>" not in text, page
+
+
+def test_unwritable_output_is_a_clear_error(tmp_path: Path) -> None:
+    root = copy_fixture(tmp_path / "p")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(BuildError) as info:
+        build(root, output=blocker / "site")  # its parent is a file: nothing can be written
+    assert info.value.exit_code == 2 and "a-file" in str(info.value)

@@ -74,7 +74,7 @@ def main() -> None:
     ref = [passages[i] for i in order[:n_ref]]
     held = [passages[i] for i in order[n_ref:n_ref + n_pool]]
     topic = stdlib_passages()[:n_pool]
-    rewrite = rechunk([t for _, t in held])[:n_pool]
+    rewrite = rechunk(held)[:n_pool]
     fams = garak_corpus.families()
     injected = []
     for j, (_, text) in enumerate(held[: max(10, n_pool // 2)]):
@@ -86,7 +86,8 @@ def main() -> None:
     encoder = load_encoder(run.device)
     enc = lambda texts: np.asarray(encoder.encode(texts, batch_size=32, normalize_embeddings=True, show_progress_bar=False))
     ref_v, held_v, topic_v = enc([t for _, t in ref]), enc([t for _, t in held]), enc(topic)
-    rewrite_v, inj_v = enc(rewrite), enc(injected)
+    rewrite_v, inj_v = enc([t for _, t in rewrite]), enc(injected)
+    rewrite_topics = [tp for tp, _ in rewrite]
     golden_v = enc([q for q, _ in golden])
     ref_topics = [tp for tp, _ in ref]
     held_topics = [tp for tp, _ in held]
@@ -113,7 +114,8 @@ def main() -> None:
         if shift == "topic":
             return topic_v[rng.choice(len(topic_v), n, replace=False)], ["stdlib"] * n
         if shift == "rewrite":
-            return rewrite_v[rng.choice(len(rewrite_v), n, replace=False)], ["rewrite"] * n
+            idx = rng.choice(len(rewrite_v), n, replace=False)
+            return rewrite_v[idx], [rewrite_topics[i] for i in idx]
         share = int(shift.split("-")[1]) / 100
         bad = max(1, round(n * share))
         idx = rng.choice(len(held_v), n - bad, replace=False)
@@ -191,10 +193,15 @@ def stdlib_passages() -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def rechunk(texts: list[str]) -> list[str]:
-    """The same words, cut into 40-word windows across passage boundaries, lower-cased."""
-    words = " ".join(texts).split()
-    return [" ".join(words[i:i + 40]).lower() for i in range(0, len(words) - 40, 40)]
+def rechunk(passages: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The same passages cut into windows of at most 40 words and lower-cased; each keeps its topic."""
+    out = []
+    for topic, text in passages:
+        words = text.split()
+        for i in range(0, len(words), 40):
+            if len(words[i:i + 40]) >= 15:
+                out.append((topic, " ".join(words[i:i + 40]).lower()))
+    return out
 
 
 def splice(text: str, injection: str, rng: np.random.Generator) -> str:

@@ -2,6 +2,7 @@
 
     python attacker.py attack --target URL --path /v1/predict --keys keys.json --pool pool.npy --out result.json
     python attacker.py bench  --target URL --path /v1/predict --keys keys.json --pool pool.npy --out result.json
+    python attacker.py all    ...   (both, in one process: the attack first, the benchmark under "bench")
 
 `attack` runs: unauthenticated calls, oversized bodies (declared and chunked), malformed inputs, a
 burst, a paced extraction crawl, and a slow-body connection. Every loop is bounded in count and time.
@@ -195,7 +196,7 @@ def bench(args: argparse.Namespace, keys: dict[str, str], pool: np.ndarray) -> d
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["attack", "bench"])
+    parser.add_argument("mode", choices=["attack", "bench", "all"])
     parser.add_argument("--target", required=True)
     parser.add_argument("--path", required=True)
     parser.add_argument("--keys", type=Path, required=True)
@@ -210,7 +211,10 @@ def main() -> None:
     args = parser.parse_args()
     keys = json.loads(args.keys.read_text())
     pool = np.load(args.pool)
-    result = attack(args, keys, pool) if args.mode == "attack" else bench(args, keys, pool)
+    result: dict[str, Any] = attack(args, keys, pool) if args.mode in ("attack", "all") else {}
+    if args.mode in ("bench", "all"):
+        benchmark = bench(args, keys, pool)
+        result = {**result, "bench": benchmark} if args.mode == "all" else benchmark
     args.out.write_text(json.dumps(result))
 
 

@@ -87,7 +87,7 @@ def main() -> None:
     access_log.write_text("")  # a fresh log per run: the coverage metric counts its lines
     settings = GatewaySettings(upstream="", clients={key_digest(keys[r]): p for r, p in policies.items()}, access_log=access_log)
     extra = ["--burst", str(run.pick(full=200, smoke=60)), "--oversized-rows", str(run.pick(full=10_000, smoke=2_000)),
-             "--slow-cap-s", str(run.pick(full=4.0, smoke=2.5)), "--bench-requests", str(run.pick(full=300, smoke=40))]
+             "--slow-cap-s", str(run.pick(full=4.0, smoke=2.0)), "--bench-requests", str(run.pick(full=300, smoke=40))]
 
     with Served(model_app(victim), "model") as model:
         settings.upstream = model.url
@@ -96,8 +96,7 @@ def main() -> None:
             run.log("servers.up", **{name: url for name, (url, _) in targets.items()})
             results: dict[str, dict[str, Any]] = {}
             for name, (url, path) in targets.items():
-                got = attacker(run, "attack", name, url, path, files, extra)
-                got["bench"] = attacker(run, "bench", name, url, path, files, extra)
+                got = attacker(run, "all", name, url, path, files, extra)
                 results[name] = got
                 report(run, name, got, victim, x_test)
             sent_to_gateway = expected_requests(results["hardened"])

@@ -1,9 +1,9 @@
 """A robustness gate for CI: fail the pipeline when the model's accuracy under attack is too low.
 
-    python gate.py --model model.pt --threshold 0.70 --eps 0.1            # PGD, the default
-    python gate.py --model model.pt --threshold 0.90 --attack none        # clean accuracy only
+    python gate.py --model model.safetensors --threshold 0.70 --eps 0.1            # PGD, the default
+    python gate.py --model model.safetensors --threshold 0.90 --attack none        # clean accuracy only
 
-It loads a digits CNN state dict (weights only: no pickle code runs), attacks the held-out digits
+It loads a digits CNN from a safetensors file (tensors only: nothing in it can execute), attacks the held-out digits
 split with PGD (or FGSM, or nothing), prints one JSON verdict line and exits
 0 when accuracy >= threshold, 1 when it is below, 2 on a usage error (missing or unreadable model).
 """
@@ -19,6 +19,8 @@ sys.dont_write_bytecode = True  # the repository is read-only inside the sandbox
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "evasion-fgsm-pgd"))
 
 import torch  # noqa: E402
+from safetensors import SafetensorError  # noqa: E402
+from safetensors.torch import load_file  # noqa: E402
 
 from digits_lab import DigitsCNN, accuracy, fgsm, load_split, pgd  # noqa: E402
 
@@ -27,7 +29,7 @@ EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Fail when accuracy under attack is below a threshold.")
-    p.add_argument("--model", required=True, type=Path, help="state dict of a DigitsCNN (torch.save)")
+    p.add_argument("--model", required=True, type=Path, help="DigitsCNN weights as .safetensors")
     p.add_argument("--threshold", required=True, type=float, help="minimum accuracy to pass, in [0, 1]")
     p.add_argument("--attack", choices=["pgd", "fgsm", "none"], default="pgd")
     p.add_argument("--eps", type=float, default=0.1, help="L-infinity radius (pixels in [0, 1])")
@@ -45,10 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(1)
     try:
-        state = torch.load(args.model, map_location="cpu", weights_only=True)
         model = DigitsCNN()
-        model.load_state_dict(state)
-    except (OSError, RuntimeError, KeyError, ValueError) as exc:
+        model.load_state_dict(load_file(args.model, device="cpu"))
+    except (OSError, RuntimeError, KeyError, ValueError, SafetensorError) as exc:
         print(f"gate: cannot load model {args.model}: {str(exc).splitlines()[0]}", file=sys.stderr)
         return EXIT_USAGE
     model.eval()

@@ -19,6 +19,7 @@ sys.dont_write_bytecode = True  # the repository is read-only inside the sandbox
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "evasion-fgsm-pgd"))
 
 import torch  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
 
 from digits_lab import DigitsCNN, load_split, train  # noqa: E402
 from fmbuild.evidence import kit  # noqa: E402
@@ -68,9 +69,9 @@ def main() -> None:
         torch.manual_seed(run.seed)
         model = train(DigitsCNN().to(device), x_tr, y_tr, epochs=EPOCHS, seed=run.seed, log=run.log,
                       adversary=adversary, tag=name)
-        paths[name] = models_dir / f"{name}.pt"
-        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, paths[name])
-        run.log("model.saved", model=name, path=f"models/{name}.pt")
+        paths[name] = models_dir / f"{name}.safetensors"
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, paths[name])
+        run.log("model.saved", model=name, path=f"models/{name}.safetensors")
 
     for name, path in paths.items():
         for gate_name, attack, threshold in (("clean_gate", "none", CLEAN_THRESHOLD),
@@ -81,12 +82,16 @@ def main() -> None:
             run.metric(f"{name}.{gate_name}.exit_code", verdict["exit_code"])
             run.metric(f"{name}.{gate_name}.passed", verdict["exit_code"] == 0)
             run.metric(f"{name}.{gate_name}.accuracy", verdict["accuracy"])
-    # a usage error must not read as a pass: a missing model file exits 2
-    missing = subprocess.run([sys.executable, str(GATE), "--model", str(models_dir / "absent.pt"),
-                              "--threshold", "0.7"], capture_output=True, text=True, timeout=60)
-    run.log("ci.step", model="absent.pt", gate="robustness_gate", exit_code=missing.returncode,
-            stderr=missing.stderr.strip())
-    run.metric("missing_model.exit_code", missing.returncode)
+    # a usage error must not read as a pass: a missing or corrupt model file exits 2
+    corrupt = models_dir / "corrupt.safetensors"
+    corrupt.write_bytes(b"not a safetensors file")
+    for case, path in (("missing_model", models_dir / "absent.safetensors"), ("corrupt_model", corrupt)):
+        proc = subprocess.run([sys.executable, str(GATE), "--model", str(path), "--threshold", "0.7"],
+                              capture_output=True, text=True, timeout=120)
+        run.log("ci.step", model=path.name, gate="robustness_gate", exit_code=proc.returncode,
+                stderr=proc.stderr.strip()[-300:])
+        run.metric(f"{case}.exit_code", proc.returncode)
+    corrupt.unlink()
     run.metric("gate.eps", GATE_EPS)
     run.metric("gate.robust_threshold", ROBUST_THRESHOLD)
     run.metric("gate.clean_threshold", CLEAN_THRESHOLD)

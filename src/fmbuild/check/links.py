@@ -19,7 +19,6 @@ from fmbuild.vault.cache import fingerprint, read_plain, write_plain
 from fmbuild.vault.model import Link, LinkKind, Note, Vault
 from fmbuild.vault.resolve import Resolution, Resolver, canonical_heading, closest
 
-_MAX_CANDIDATES_SHOWN = 5
 RESULTS_FILE = "links-cache.bin"
 
 
@@ -171,14 +170,11 @@ def _broken(note: Note, link: Link, suggestion: str | None) -> Diagnostic:
 
 
 def _ambiguous(note: Note, link: Link, res: Resolution) -> Diagnostic:
-    shown = res.candidates[:_MAX_CANDIDATES_SHOWN]
-    more = len(res.candidates) - len(shown)
-    listing = ", ".join(shown) + (f" and {more} more" if more > 0 else "")
-    first = shown[0][:-3] if shown[0].endswith(".md") else shown[0]
+    first = res.candidates[0][:-3] if res.candidates[0].endswith(".md") else res.candidates[0]
     return error(
         note.path, link.line, link.column, "link-ambiguous",
-        f"{link.raw}{_where(link)}: '{link.target}' matches {len(res.candidates)} files ({listing}); "
-        f"write the path, e.g. {_as_link(link, first)}",
+        f"{link.raw}{_where(link)}: '{link.target}' matches {len(res.candidates)} files "
+        f"({', '.join(res.candidates)}); write the path, e.g. {_as_link(link, first)}",
     )
 
 

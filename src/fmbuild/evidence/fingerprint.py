@@ -153,7 +153,8 @@ def _scan_installed() -> str:
             names = sorted(n for n in os.listdir(folder) if n.endswith((".dist-info", ".egg-info")))
         except OSError:
             continue
-        h.update(str(folder).encode() + b"\0" + "\0".join(names).encode() + b"\n")
+        if names:  # folders without distributions (the script's own folder, a test folder) do not count
+            h.update(str(folder).encode() + b"\0" + "\0".join(names).encode() + b"\n")
     return h.hexdigest()
 
 
@@ -237,13 +238,47 @@ def package_versions(import_names: Iterable[str], cache_dir: Path | None = None)
     return {d: index["versions"][d] for d in sorted(wanted) if d in index["versions"]}
 
 
-def environment(spec: ModuleSpec, cache_dir: Path | None = None) -> dict[str, Any]:
+_IMPORTS_LOCK = threading.Lock()
+
+
+def cached_module_imports(spec: ModuleSpec, digest: str, cache_dir: Path | None) -> set[str]:
+    """`module_imports`, remembered per inputs hash: reading every module's code on each
+    `verify` would cost more than the rest of a fully cached run."""
+    if cache_dir is None:
+        return module_imports(spec)
+    path = cache_dir / "imports.json"
+    with _IMPORTS_LOCK:
+        try:
+            known = json.loads(path.read_text())
+            if not isinstance(known, dict):
+                known = {}
+        except (OSError, ValueError):
+            known = {}
+        key = f"{spec.name}:{digest}"
+        if isinstance(known.get(key), list):
+            return set(known[key])
+        names = module_imports(spec)
+        # keep one entry per module: the table stays as small as the evidence folder
+        known = {k: v for k, v in known.items() if not k.startswith(f"{spec.name}:")}
+        known[key] = sorted(names)
+        try:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(known, sort_keys=True))
+            tmp.replace(path)
+        except OSError:
+            pass
+        return names
+
+
+def environment(spec: ModuleSpec, cache_dir: Path | None = None, digest: str | None = None) -> dict[str, Any]:
+    imports = cached_module_imports(spec, digest, cache_dir) if digest else module_imports(spec)
     return {
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "platform": f"{platform.system()}-{platform.release()}-{platform.machine()}",
         "machine": platform.machine(),
-        "packages": package_versions(module_imports(spec), cache_dir),
+        "packages": package_versions(imports, cache_dir),
     }
 
 

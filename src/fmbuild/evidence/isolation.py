@@ -235,8 +235,10 @@ class SubprocessExecutor:
 
     def lacks(self) -> list[str]:
         lacking = ["read-only repository", "network isolation", "hidden home folder and secrets on disk"]
-        if not cgroups_available() and not nproc_enforced():
-            lacking.append("process limit")
+        if not cgroups_available():
+            if not nproc_enforced():
+                lacking.append("process limit")
+            lacking.append("reach over processes that leave the session (setsid daemons)")
         return lacking
 
     def describe(self, limits: Limits, gpu: bool = False) -> str:

@@ -7,14 +7,16 @@ import json
 import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from fmbuild.evidence.runner import Job, Result
+
+if TYPE_CHECKING:  # imported where used: a cached run in CI never draws a bar or a table
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
 
 STYLE = {"passed": "green", "failed": "red", "error": "red", "timeout": "magenta", "skipped": "yellow"}
 DETAIL_LOG_LINES = 15
@@ -58,6 +60,15 @@ class LiveReport:
         # A live display only on a terminal; in CI logs and pipes, just the lines.
         self.progress: Progress | None = None
         if console.is_terminal:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
             self.progress = Progress(
                 SpinnerColumn(), TextColumn("[bold]verify[/]"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True,
@@ -95,6 +106,8 @@ class LiveReport:
 
 
 def summary_table(results: list[Result]) -> Table:
+    from rich.table import Table
+
     table = Table(title="Evidence", title_justify="left", show_lines=False)
     for column in ("module", "status", "claims", "duration", "device", "cached", "reason"):
         table.add_column(column, overflow="fold")

@@ -10,11 +10,13 @@ unless `gpu_parallel` allows it.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib.util
 import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -231,7 +233,7 @@ class Runner:
 
         state = o.state_dir
         digest = inputs_hash(spec.path, spec, o.project_root)
-        env = environment(spec, state)
+        env = environment(spec, state, digest)
         if device == "cuda":
             env["gpu"] = o.gpu.name
         if env_files:  # a different model file is a different experiment
@@ -289,6 +291,10 @@ class Runner:
             PYTHONUNBUFFERED="1",
             MPLBACKEND="Agg",
         )
+        commit = _head_commit(self.o.project_root)
+        if commit:
+            # .git is hidden inside the sandbox; modules that record lineage read the commit here.
+            env["FMBUILD_COMMIT"] = commit
         if sys.prefix != sys.base_prefix:
             env["VIRTUAL_ENV"] = sys.prefix
         for variable, path in env_files:
@@ -481,3 +487,17 @@ def _exit_reason(code: int | None, signame: str | None, log_text: str, limits: L
 
 
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b")
+
+
+@functools.lru_cache(maxsize=4)
+def _head_commit(root: Path) -> str:
+    """The project's HEAD commit, or '' outside a git checkout (never invented)."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--verify", "-q", "HEAD"],
+            capture_output=True, text=True, timeout=10, check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    value = done.stdout.strip()
+    return value if done.returncode == 0 and len(value) == 40 else ""

@@ -215,6 +215,7 @@ def encode_note(note: Note) -> tuple[Any, ...] | None:
         _link_columns(note.links),
         [(m.module, m.metric, m.fmt, m.line, m.column, m.raw) for m in note.metric_refs],
         [(h.kind, h.text, h.line, h.column) for h in note.hazards],
+        note.table_rows,
         [(d.line, d.column, d.severity.value, d.code, d.message) for d in note.problems],
     )
 
@@ -240,7 +241,7 @@ def _link_columns(links: list[Link]) -> tuple[list[Any], ...] | tuple[()]:
 
 
 def decode_note(path: str, data: tuple[Any, ...]) -> Note:
-    (sha256, size, frontmatter, dates, field_lines, body_line, headings, blocks, tags, links, refs, hazards, problems) = data
+    (sha256, size, frontmatter, dates, field_lines, body_line, headings, blocks, tags, links, refs, hazards, rows, problems) = data
     if not isinstance(frontmatter, dict) or not isinstance(field_lines, dict):
         raise TypeError("frontmatter")
     if dates:
@@ -259,6 +260,7 @@ def decode_note(path: str, data: tuple[Any, ...]) -> Note:
         links=list(map(Link, [kinds[k] for k in links[0]], *links[1:])) if links else [],
         metric_refs=[MetricRef(*m) for m in refs],
         hazards=[Hazard(*h) for h in hazards],
+        table_rows=[int(r) for r in rows],
         problems=[Diagnostic(path, p[0], p[1], _SEVERITIES[p[2]], p[3], p[4]) for p in problems],
         sha256=str(sha256),
         size=int(size),

@@ -285,8 +285,8 @@ class _Walker:
             if name.startswith("."):
                 continue  # .obsidian, .fmbuild, .git, .trash: not notes
             path = f"{rel}/{name}" if rel else name
-            if not rel and name.lower() == self.templates:
-                continue
+            if path.lower() == self.templates:
+                continue  # templates are not notes (the folder may be nested: meta/templates)
             try:
                 if entry.is_symlink():
                     if not self._symlink(entry, path):

@@ -99,6 +99,9 @@ class Note:
     links: list[Link] = field(default_factory=list)
     metric_refs: list[MetricRef] = field(default_factory=list)
     hazards: list[Hazard] = field(default_factory=list)
+    # Lines that are body rows of a markdown table (header rows excluded), outside code: a
+    # playbook's tables of wikilinks declare what it covers and applies.
+    table_rows: list[int] = field(default_factory=list)
     problems: list[Diagnostic] = field(default_factory=list)  # found while reading/parsing
     sha256: str = ""  # of the raw bytes
     size: int = 0

@@ -5,9 +5,10 @@ import subprocess
 import sys
 import time
 
-marker = json.loads(os.environ.get("FMBUILD_PARAMS", "{}")).get("marker", "fmbuild-sleeper")
+params = json.loads(os.environ.get("FMBUILD_PARAMS", "{}"))
+marker = params.get("marker", "fmbuild-sleeper")
 subprocess.Popen([sys.executable, "-c", f"import time; time.sleep(3600)  # {marker}-child"])
-if os.fork() == 0:
+if params.get("daemon", True) and os.fork() == 0:
     os.setsid()
     if os.fork() == 0:
         os.execv(sys.executable, [sys.executable, "-c", f"import time; time.sleep(3600)  # {marker}-daemon"])
