@@ -140,12 +140,13 @@ def test_entries_of_the_wrong_shape_are_misses_not_crashes(write_files, counted:
     cache.load()
     a_size, a_mtime, a_data = cache.entries["a.md"]
     b_size, b_mtime, b_data = cache.entries["b.md"]
-    bad_links = list(a_data)
+    bad_links = list(marshal.loads(a_data))
     bad_links[9] = [("no-such-kind", "x")]
     entries = {
-        "a.md": (a_size, a_mtime, tuple(bad_links)),
-        "b.md": (b_size, b_mtime, ("too", "short")),
+        "a.md": (a_size, a_mtime, marshal.dumps(tuple(bad_links))),
+        "b.md": (b_size, b_mtime, marshal.dumps(("too", "short"))),
         "c.md": "not even a tuple",
+        "d.md": (1, 2, b"\xff not marshal"),
     }
     _forge(cache_file(root), {"fingerprint": cache.fingerprint, "vault": str(root.resolve()), "entries": entries})
     counted.clear()

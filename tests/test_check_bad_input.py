@@ -141,3 +141,16 @@ def test_nested_templates_folder_from_the_config(fmbuild, fixture_vault) -> None
     (project / "vault" / "sources" / "tpl-moved").rename(project / "vault" / "meta" / "tpl" / "more")
     result = fmbuild("check", "--format", "json", "--no-cache", cwd=project)
     assert (result.exit_code, json.loads(result.stdout)) == (0, [])
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file names are bytes")
+def test_file_name_that_is_not_utf8(fmbuild, write_files) -> None:
+    vault = write_files(GOOD)
+    try:
+        with open(os.path.join(os.fsencode(vault), b"bad-\xff-name.md"), "wb") as fh:
+            fh.write(b"# x\n")
+    except OSError:
+        pytest.skip("this file system refuses such names")
+    code, found = check_json(fmbuild, vault)
+    assert code == 1
+    assert found == [("bad-\ufffd-name.md", 0, 0, "encoding"), GOOD_FINDING]

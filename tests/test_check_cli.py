@@ -95,7 +95,9 @@ def test_usage_errors_exit_2(fmbuild, fixture_vault, tmp_path: Path) -> None:
     project = fixture_vault("core-manual")
     result = fmbuild("check", "no/such/path.md", cwd=project)
     assert result.exit_code == 2 and "no such file" in result.stderr
-    result = fmbuild("check", str(tmp_path), cwd=project)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = fmbuild("check", str(elsewhere), cwd=project)
     assert result.exit_code == 2 and "not inside the vault" in result.stderr
 
 
@@ -124,3 +126,28 @@ def test_codes_listing(fmbuild) -> None:
         "file-too-large",
     ):
         assert code in result.stdout
+
+
+def test_parallel_parsing_and_checking_give_the_same_findings(fmbuild, fixture_vault, monkeypatch) -> None:
+    """Large vaults parse and check in worker processes; the answer must not change."""
+    import fmbuild.check.links as links_rule
+    from fmbuild.vault import load as loading
+
+    vault = fixture_vault("core-plain")
+    serial = fmbuild("check", "--vault", str(vault), "--format", "json", "--no-cache").stdout
+    monkeypatch.setattr(loading, "PARALLEL_THRESHOLD", 1)
+    monkeypatch.setattr(links_rule, "PARALLEL_MIN", 1)
+    monkeypatch.setattr(loading, "worker_count", lambda n, threshold=0: 2)
+    monkeypatch.setattr(links_rule, "worker_count", lambda n, threshold=0: 2)
+    parallel = fmbuild("check", "--vault", str(vault), "--format", "json", "--no-cache").stdout
+    assert json.loads(parallel) == json.loads(serial) and json.loads(serial)
+
+
+def test_a_folder_holding_the_vault_selects_everything(fmbuild, fixture_vault) -> None:
+    project = fixture_vault("core-manual")
+    note = project / "vault" / "techniques" / "evasion.md"
+    note.write_text(note.read_text(encoding="utf-8") + "\n[[nowhere]]\n", encoding="utf-8")
+    result = fmbuild("check", ".", "--format", "json", cwd=project)
+    assert [d["path"] for d in json.loads(result.stdout)] == ["techniques/evasion.md"]
+    result = fmbuild("check", "vault/techniques/evasion.md", "--format", "json", cwd=project)
+    assert [d["path"] for d in json.loads(result.stdout)] == ["techniques/evasion.md"]

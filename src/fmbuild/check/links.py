@@ -10,12 +10,15 @@ findings without resolving anything; any other note is checked afresh.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator
 
 from fmbuild.check.registry import CheckContext, rule
 from fmbuild.diagnostics import Diagnostic, Severity, error
 from fmbuild.vault.cache import fingerprint, read_plain, write_plain
+from fmbuild.vault.load import worker_count
 from fmbuild.vault.model import Link, LinkKind, Note, Vault
 from fmbuild.vault.resolve import Resolution, Resolver, canonical_heading, closest
 
@@ -37,13 +40,65 @@ def check_links(ctx: CheckContext) -> Iterator[Diagnostic]:
             yield from kept
     if not stale:
         return
-    fresh = _check(ctx.resolver, stale)
+    fresh = _check_in_parallel(vault, stale) if len(stale) >= PARALLEL_MIN else None
+    if fresh is None:
+        fresh = {
+            path: (findings, _dependencies(ctx.resolver, vault.notes[path], vault))
+            for path, findings in _check(ctx.resolver, stale).items()
+        }
     for note in stale:
-        yield from fresh[note.path]
+        yield from fresh[note.path][0]
     if store is not None:
         for note in stale:
-            store.remember(note, _dependencies(ctx.resolver, note, vault), fresh[note.path])
+            findings, deps = fresh[note.path]
+            store.remember(note, deps, findings)
         store.save()
+
+
+# Below this many notes to check, worker processes cost more than they save.
+PARALLEL_MIN = 2000
+_FORKED_VAULT: Vault | None = None  # what forked workers check (inherited, not sent)
+
+_Fresh = dict[str, tuple[list[Diagnostic], list[tuple[str, str]]]]
+
+
+def _check_in_parallel(vault: Vault, notes: list[Note]) -> _Fresh | None:
+    """Check `notes` in forked workers that share the loaded vault; None when not possible."""
+    global _FORKED_VAULT
+    workers = worker_count(len(notes))
+    if workers <= 1:
+        return None
+    paths = [n.path for n in notes]
+    size = -(-len(paths) // workers)
+    chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
+    _FORKED_VAULT = vault
+    try:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            results = list(pool.map(_check_chunk, chunks))
+    except (OSError, RuntimeError, ValueError):
+        return None  # no processes to be had: check here instead
+    finally:
+        _FORKED_VAULT = None
+    fresh: _Fresh = {}
+    for chunk in results:
+        for path, found, deps in chunk:
+            diags = [Diagnostic(path, line, col, Severity(sev), code, msg) for line, col, sev, code, msg in found]
+            fresh[path] = (diags, deps)
+    return fresh
+
+
+def _check_chunk(paths: list[str]) -> list[tuple[str, list[tuple[Any, ...]], list[tuple[str, str]]]]:
+    """Worker: findings and dependencies of some notes, as plain data."""
+    vault = _FORKED_VAULT
+    assert vault is not None
+    resolver = Resolver(vault)
+    notes = [vault.notes[p] for p in paths]
+    out = []
+    for path, findings in _check(resolver, notes).items():
+        plain = [(d.line, d.column, d.severity.value, d.code, d.message) for d in findings]
+        out.append((path, plain, _dependencies(resolver, vault.notes[path], vault)))
+    return out
 
 
 def _check(resolver: Resolver, notes: list[Note]) -> dict[str, list[Diagnostic]]:

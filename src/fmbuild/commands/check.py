@@ -25,13 +25,22 @@ def _select(paths: tuple[str, ...], vault_root: Path) -> set[str] | None:
         given = Path(raw)
         if not given.exists() and not given.is_symlink():
             fail_usage(f"{raw}: no such file or folder")
-        absolute = Path(os.path.abspath(given))
-        try:
-            rel = absolute.relative_to(vault_root)
-        except ValueError:
+        rel = _inside(Path(os.path.abspath(given)), vault_root)
+        if rel is None:  # the path as written may pass through symlinked folders
+            rel = _inside(Path(os.path.realpath(given.parent)) / given.name, vault_root)
+        if rel is None:
+            if vault_root.is_relative_to(given.resolve()):
+                return None  # a folder holding the whole vault (`fmbuild check .`)
             fail_usage(f"{raw}: not inside the vault ({vault_root})")
-        selected.add(rel.as_posix() if str(rel) != "." else "")
+        selected.add("" if rel in ("", ".") else rel)
     return selected
+
+
+def _inside(path: Path, root: Path) -> str | None:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return None
 
 
 def _wanted(selected: set[str], path: str) -> bool:

@@ -35,7 +35,8 @@ FORMAT = 1
 _DIGEST = 32
 _MARSHAL_VERSION = 4
 
-_SOURCES = ("parse.py", "model.py", "cache.py")
+# Every module that shapes a parsed note: a change to any of them makes old entries stale.
+_SOURCES = ("parse.py", "regions.py", "frontmatter.py", "html.py", "tables.py", "lines.py", "model.py", "cache.py")
 
 
 @lru_cache(maxsize=1)
@@ -52,7 +53,9 @@ def fingerprint() -> str:
     return h.hexdigest()
 
 
-Entry = tuple[int, int, tuple[Any, ...]]  # (size, mtime_ns, encoded note)
+# (size, mtime_ns, the note packed on its own): unchanged entries are written back as they are,
+# so saving after one edit costs a copy, not a re-encoding of the whole vault.
+Entry = tuple[int, int, bytes]
 
 
 class ParseCache:
@@ -91,20 +94,21 @@ class ParseCache:
         try:
             if entry[0] != size or entry[1] != mtime_ns:
                 return None
-            return decode_note(path, entry[2])
-        except (TypeError, ValueError, IndexError, KeyError, AttributeError):
+            return decode_note(path, marshal.loads(entry[2]))
+        except (TypeError, ValueError, IndexError, KeyError, AttributeError, EOFError):
             del self.entries[path]  # wrong shape: never trusted, parsed again
             self.dirty = True
             return None
 
     # --- writing ------------------------------------------------------------------------------------
 
-    def put(self, path: str, size: int, mtime_ns: int, encoded: tuple[Any, ...] | None) -> None:
-        if encoded is None:
+    def put(self, path: str, size: int, mtime_ns: int, packed: bytes | None) -> None:
+        """Remember a note packed with `pack_note` (None: forget the file)."""
+        if packed is None:
             if self.entries.pop(path, None) is not None:
                 self.dirty = True
             return
-        self.entries[path] = (size, mtime_ns, encoded)
+        self.entries[path] = (size, mtime_ns, packed)
         self.dirty = True
 
     def retain(self, paths: set[str]) -> None:
@@ -238,6 +242,16 @@ def _link_columns(links: list[Link]) -> tuple[list[Any], ...] | tuple[()]:
         [l.field and i(l.field) for l in links],
         [l.image for l in links],
     )
+
+
+def pack_note(note: Note) -> bytes | None:
+    """`encode_note`, as bytes (None when the note cannot be cached)."""
+    encoded = encode_note(note)
+    return marshal.dumps(encoded, _MARSHAL_VERSION) if encoded is not None else None
+
+
+def unpack_note(path: str, packed: bytes) -> Note:
+    return decode_note(path, marshal.loads(packed))
 
 
 def decode_note(path: str, data: tuple[Any, ...]) -> Note:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import Any, Iterable
 
 from fmbuild.config import DEFAULT_MAX_FILE_BYTES, Config, ConfigError, find_config, load_config
 from fmbuild.diagnostics import Diagnostic, error
-from fmbuild.vault.cache import ParseCache, decode_note, encode_note
+from fmbuild.vault.cache import ParseCache, pack_note, unpack_note
 from fmbuild.vault.model import Note, Vault
 from fmbuild.vault.parse import parse_note
 
@@ -126,10 +127,10 @@ def _load(root: Path, config: Config | None, walker: "_Walker", cache: ParseCach
             if cache is not None:
                 cache.put(f.path, f.size, f.mtime_ns, None)
             continue
-        note, encoded = outcome
+        note, packed = outcome
         notes[f.path] = note
         if cache is not None:
-            cache.put(f.path, f.size, f.mtime_ns, encoded)
+            cache.put(f.path, f.size, f.mtime_ns, packed)
 
     if cache is not None:
         cache.retain({f.path for f in walker.notes})
@@ -170,7 +171,7 @@ def _read_and_parse(path: str, abspath: str) -> Diagnostic | tuple[Note, Any]:
     except UnicodeDecodeError as exc:
         return _encoding_problem(path, data, exc)
     note = parse_note(path, text, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
-    return note, encode_note(note)
+    return note, pack_note(note)
 
 
 def _encoding_problem(path: str, data: bytes, exc: UnicodeDecodeError) -> Diagnostic:
@@ -185,20 +186,20 @@ def _encoding_problem(path: str, data: bytes, exc: UnicodeDecodeError) -> Diagno
 
 
 def _parse_chunk(items: list[tuple[str, str]]) -> list[tuple[str, Any]]:
-    """Worker: parse files and hand back plain data (the cache encoding), cheap to transfer."""
+    """Worker: parse files and hand back each note packed for the cache: bytes, cheap to send."""
     out: list[tuple[str, Any]] = []
     for path, abspath in items:
         outcome = _read_and_parse(path, abspath)
         if isinstance(outcome, Diagnostic):
             out.append((path, ("problem", outcome.line, outcome.column, outcome.code, outcome.message)))
         else:
-            note, encoded = outcome
-            out.append((path, ("note", encoded) if encoded is not None else ("raw", note)))
+            note, packed = outcome
+            out.append((path, ("note", packed) if packed is not None else ("raw", note)))
     return out
 
 
 def _parse_all(files: list[_File]) -> Iterable[tuple[_File, _Outcome]]:
-    workers = _worker_count(len(files))
+    workers = worker_count(len(files), PARALLEL_THRESHOLD)
     if workers <= 1:
         for f in files:
             yield f, _read_and_parse(f.path, f.abspath)
@@ -207,8 +208,6 @@ def _parse_all(files: list[_File]) -> Iterable[tuple[_File, _Outcome]]:
     chunk = max(50, len(files) // (workers * 4))
     batches = [[(f.path, f.abspath) for f in files[i : i + chunk]] for i in range(0, len(files), chunk)]
     try:
-        import multiprocessing
-
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             results = list(pool.map(_parse_chunk, batches))
@@ -224,13 +223,14 @@ def _parse_all(files: list[_File]) -> Iterable[tuple[_File, _Outcome]]:
                 _, line, column, code, message = payload
                 yield f, error(path, line, column, code, message)
             elif payload[0] == "note":
-                yield f, (decode_note(path, payload[1]), payload[1])
+                yield f, (unpack_note(path, payload[1]), payload[1])
             else:
                 yield f, (payload[1], None)
 
 
-def _worker_count(n_files: int) -> int:
-    if n_files < PARALLEL_THRESHOLD or os.name != "posix":
+def worker_count(n_items: int, threshold: int = 0) -> int:
+    """Worker processes worth starting for `n_items` (1: do it here)."""
+    if n_items < threshold or os.name != "posix":
         return 1
     try:
         cpus = len(os.sched_getaffinity(0))
@@ -250,6 +250,15 @@ def _obsidian_templates_folder(root: Path) -> str:
         return "templates"
     folder = data.get("folder") if isinstance(data, dict) else None
     return folder.strip("/") if isinstance(folder, str) and folder.strip("/") else "templates"
+
+
+def _printable(name: str) -> bool:
+    """Whether a file name decoded from the file system is real text (no stray bytes)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class _Walker:
@@ -285,6 +294,12 @@ class _Walker:
             if name.startswith("."):
                 continue  # .obsidian, .fmbuild, .git, .trash: not notes
             path = f"{rel}/{name}" if rel else name
+            if not _printable(name):
+                shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                self.problems.append(
+                    error(shown, 0, 0, "encoding", "this file name is not valid UTF-8: rename it")
+                )
+                continue
             if path.lower() == self.templates:
                 continue  # templates are not notes (the folder may be nested: meta/templates)
             try:
