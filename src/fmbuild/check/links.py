@@ -10,8 +10,6 @@ findings without resolving anything; any other note is checked afresh.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -73,6 +71,10 @@ def _check_in_parallel(vault: Vault, notes: list[Note]) -> _Fresh | None:
     chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
     _FORKED_VAULT = vault
     try:
+        # Imported here: a warm run never starts workers and need not pay for these imports.
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             results = list(pool.map(_check_chunk, chunks))

@@ -13,9 +13,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -208,6 +206,10 @@ def _parse_all(files: list[_File]) -> Iterable[tuple[_File, _Outcome]]:
     chunk = max(50, len(files) // (workers * 4))
     batches = [[(f.path, f.abspath) for f in files[i : i + chunk]] for i in range(0, len(files), chunk)]
     try:
+        # Imported here: a warm run never starts workers and need not pay for these imports.
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             results = list(pool.map(_parse_chunk, batches))
