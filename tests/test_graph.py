@@ -18,8 +18,8 @@ from fmbuild.evidence.records import Record, inputs_hash, write_record
 from fmbuild.graph import coverage, export, queries
 from fmbuild.graph.build import GraphBuilder, build_graph
 from fmbuild.graph.schema import GRAPH_SCHEMA
-from fmbuild.graph.tables import table_row_lines
 from fmbuild.vault.load import load_project, load_vault
+from fmbuild.vault.parse import parse_note
 from fmbuild.vault.resolve import Resolver
 
 FIXTURE = Path(__file__).parent / "vaults" / "graph-basic"
@@ -153,7 +153,8 @@ def test_table_rows_skip_header_code_and_frontmatter() -> None:
         "```\n| [[c]] | d |\n|---|---|\n| e | f |\n```\n"  # 10-14: code
         "text | with pipe\n"  # 15: not a table
     )
-    assert table_row_lines(text, body_line=5) == {7, 8}
+    # the graph reads table rows from the vault model (the parser finds them)
+    assert parse_note("playbooks/p.md", text).table_rows == [7, 8]
 
 
 # --- queries and coverage -------------------------------------------------------------------------

@@ -19,21 +19,13 @@ if TYPE_CHECKING:
     from fmbuild.vault.model import Vault
     from fmbuild.vault.resolve import Resolver
 
-# In chain order. The last two are written alongside this package; until they land, a missing
-# module is skipped (the coordinator removes this tolerance at integration).
+# In chain order.
 RULE_MODULES = ("links", "schema", "security", "frameworks", "evidence_rules", "graph_rules")
-_OPTIONAL_UNTIL_INTEGRATED = {"evidence_rules", "graph_rules"}
 
 
 def load_rules() -> None:
     for name in RULE_MODULES:
-        qualified = f"{__name__}.{name}"
-        try:
-            importlib.import_module(qualified)
-        except ModuleNotFoundError as exc:
-            if name in _OPTIONAL_UNTIL_INTEGRATED and exc.name == qualified:
-                continue
-            raise
+        importlib.import_module(f"{__name__}.{name}")
 
 
 def run_checks(

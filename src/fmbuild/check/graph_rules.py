@@ -9,34 +9,62 @@
 
 A cycle of `covers` / `applies` (or of plain links) is fine and not reported. Broken and
 ambiguous links are the link rules' to report; these rules skip them.
+
+The rules read the checked declarations (`fmbuild.graph.declarations`) and the vault model, not
+a networkx graph: they ask for the same edges `fmbuild.graph.build.GraphBuilder` makes, but
+only the few they need (typed edges, and plain links to deprecated notes).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from fmbuild.check.registry import CheckContext, rule
 from fmbuild.diagnostics import Diagnostic, error, warning
-from fmbuild.graph.build import GraphBuilder
-from fmbuild.graph.model import EdgeType, NodeType, is_note_node, node_type_of
-from fmbuild.graph.queries import controls_of
+from fmbuild.graph.declarations import CheckedDeclaration, check_declarations
+from fmbuild.graph.model import EdgeType, NodeType, node_type_of
+from fmbuild.graph.resolving import resolve_note
+from fmbuild.vault.model import Note
 
-_CACHE_KEY = "graph.builder"
+_CACHE_KEY = "graph.relations"
 
 
-def graph_builder(ctx: CheckContext) -> GraphBuilder:
-    """The graph of the vault, built once per check run and shared by the rules."""
-    builder = ctx.cache.get(_CACHE_KEY)
-    if not isinstance(builder, GraphBuilder):
-        builder = GraphBuilder(ctx.vault, ctx.config, ctx.resolver)
-        builder.build()
-        ctx.cache[_CACHE_KEY] = builder
-    return builder
+@dataclass
+class Relations:
+    """Every declaration of the vault, checked, and the typed edges the valid ones make."""
+
+    checked: list[CheckedDeclaration] = field(default_factory=list)
+    by_source: dict[str, list[CheckedDeclaration]] = field(default_factory=dict)
+    mitigated_by: dict[str, set[str]] = field(default_factory=dict)  # technique -> live patterns
+
+
+def relations(ctx: CheckContext) -> Relations:
+    """The checked declarations of the vault, found once per check run and shared by the rules."""
+    found = ctx.cache.get(_CACHE_KEY)
+    if isinstance(found, Relations):
+        return found
+    found = Relations()
+    notes = ctx.vault.notes
+    for path in sorted(notes):
+        note = notes[path]
+        checked = check_declarations(ctx.vault, ctx.resolver, note)
+        if not checked:
+            continue
+        found.checked.extend(checked)
+        found.by_source[path] = checked
+        if note.maturity == "deprecated":
+            continue
+        for item in checked:
+            if item.edge is EdgeType.MITIGATES and item.target is not None:
+                found.mitigated_by.setdefault(item.target, set()).add(path)
+    ctx.cache[_CACHE_KEY] = found
+    return found
 
 
 @rule("graph-edges")
 def check_edges(ctx: CheckContext) -> Iterator[Diagnostic]:
-    for checked in graph_builder(ctx).checked:
+    for checked in relations(ctx).checked:
         declaration = checked.declaration
         if checked.problem is None or not ctx.wants(declaration.source):
             continue
@@ -48,56 +76,105 @@ def check_edges(ctx: CheckContext) -> Iterator[Diagnostic]:
 
 @rule("graph-deprecated")
 def check_deprecated(ctx: CheckContext) -> Iterator[Diagnostic]:
-    graph = graph_builder(ctx).graph
-    for source, target, key, attrs in graph.edges(keys=True, data=True):
-        if not ctx.wants(source) or source == target:
+    notes = ctx.vault.notes
+    deprecated = {path for path, note in notes.items() if note.maturity == "deprecated"}
+    if not deprecated:
+        return
+    # A link can only reach a note that bears its last path component as file name: links
+    # whose name matches no deprecated note are never resolved.
+    names = {_file_name(path) for path in deprecated}
+    names |= {name[:-3] for name in names}
+    found = relations(ctx)
+    for path in sorted(notes):
+        note = notes[path]
+        if not ctx.wants(path) or path in deprecated:
             continue
-        source_attrs, target_attrs = graph.nodes[source], graph.nodes[target]
-        if not (is_note_node(source_attrs) and is_note_node(target_attrs)):
+        for target, key, line, column in _edges_to(ctx, note, found.by_source.get(path, []), deprecated, names):
+            yield warning(path, line, column, "edge-deprecated",
+                          f"{key} edge to deprecated note {target}: {_advice(notes[target])}")
+
+
+def _edges_to(
+    ctx: CheckContext, note: Note, checked: list[CheckedDeclaration], wanted: set[str], names: set[str]
+) -> list[tuple[str, str, int, int]]:
+    """(target, edge type, line, column) of the edges the graph holds from `note` to the notes
+    in `wanted`, as `GraphBuilder` makes them: one typed edge per (target, type), the first
+    declaration standing; one `links-to` per target, from the first other link, only where no
+    typed edge joins the two."""
+    edges: dict[str, list[tuple[str, int, int]]] = {}
+    consumed: set[int] = set()
+    for item in checked:
+        if item.edge is None or item.target is None:
             continue
-        if source_attrs.get("deprecated") or not target_attrs.get("deprecated"):
+        consumed.add(id(item.declaration.link))
+        kinds = edges.setdefault(item.target, [])
+        if not any(key == item.edge for key, _l, _c in kinds):
+            kinds.append((str(item.edge), item.declaration.line, item.declaration.column))
+    for link in note.links:
+        if id(link) in consumed:
             continue
-        note = ctx.vault.notes[target]
-        successor = note.frontmatter.get("successor")
-        if isinstance(successor, str) and successor.strip():
-            advice = f"point it at the successor {successor.strip()} instead"
-        else:
-            reason = note.frontmatter.get("deprecated_reason")
-            advice = f"it was retired ({reason.strip()}); drop the edge" if isinstance(reason, str) and reason.strip() else "drop or replace the edge"
-        yield warning(
-            source,
-            int(attrs.get("line") or 1),
-            int(attrs.get("column") or 1),
-            "edge-deprecated",
-            f"{key} edge to deprecated note {target}: {advice}",
-        )
+        name = _link_name(link.target)
+        if name is not None and name not in names:
+            continue
+        target = resolve_note(ctx.resolver, ctx.vault, link, note)
+        if target is None or target == note.path or target in edges:
+            continue
+        edges[target] = [(str(EdgeType.LINKS_TO), link.line, link.column)]
+    return [
+        (target, key, line or 1, column or 1)
+        for target, kinds in edges.items()
+        if target in wanted
+        for key, line, column in kinds
+    ]
+
+
+def _file_name(path: str) -> str:
+    return path.rsplit("/", 1)[-1].lower()
+
+
+def _link_name(target: str) -> str | None:
+    """The file name a link target can reach (lower case); None when only resolving says."""
+    name = target.strip().replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].lower()
+    # `.`, `..` and the empty (same-note) target name a file only through the note's path.
+    return name if name not in ("", ".", "..") else None
+
+
+def _advice(target: Note) -> str:
+    successor = target.frontmatter.get("successor")
+    if isinstance(successor, str) and successor.strip():
+        return f"point it at the successor {successor.strip()} instead"
+    reason = target.frontmatter.get("deprecated_reason")
+    if isinstance(reason, str) and reason.strip():
+        return f"it was retired ({reason.strip()}); drop the edge"
+    return "drop or replace the edge"
 
 
 @rule("graph-coverage")
 def check_coverage(ctx: CheckContext) -> Iterator[Diagnostic]:
-    builder = graph_builder(ctx)
-    graph = builder.graph
-    wrong = {c.declaration.source for c in builder.checked if c.declaration.field == "mitigates" and c.problem}
+    found = relations(ctx)
+    wrong = {c.declaration.source for c in found.checked if c.declaration.field == "mitigates" and c.problem}
     required = ctx.config.required_fields("pattern") if ctx.config is not None else ()
-    for node, attrs in sorted(graph.nodes(data=True)):
-        if not ctx.wants(node) or attrs.get("deprecated") or not is_note_node(attrs):
+    notes = ctx.vault.notes
+    for path in sorted(notes):
+        note = notes[path]
+        if not ctx.wants(path) or note.maturity == "deprecated":
             continue
-        note = ctx.vault.notes[node]
-        if attrs.get("type") == NodeType.TECHNIQUE and not controls_of(graph, node):
+        node_type = node_type_of(note.type)
+        if node_type is NodeType.TECHNIQUE and not found.mitigated_by.get(path):
             yield warning(
-                node, 1, 1, "control-missing",
+                path, 1, 1, "control-missing",
                 "no pattern mitigates this technique: add it to a pattern's 'mitigates' "
-                f"(- technique: \"[[{node[:-3]}]]\", use: why it helps), or write that pattern",
+                f"(- technique: \"[[{path[:-3]}]]\", use: why it helps), or write that pattern",
             )
-        elif node_type_of(note.type) is NodeType.PATTERN and not any(
-            key == EdgeType.MITIGATES for _s, _t, key in graph.out_edges(node, keys=True)
+        elif node_type is NodeType.PATTERN and not any(
+            c.edge is EdgeType.MITIGATES and c.target is not None for c in found.by_source.get(path, ())
         ):
-            if node in wrong:
+            if path in wrong:
                 continue  # its items are wrong: edge-invalid already says so
             if "mitigates" in required and not note.frontmatter.get("mitigates"):
                 continue  # absent or empty: field-missing already says so
             yield warning(
-                node, note.line_of("mitigates"), 1, "control-missing",
+                path, note.line_of("mitigates"), 1, "control-missing",
                 "this pattern mitigates nothing: list the techniques it counters under 'mitigates' "
                 "(- technique: \"[[techniques/...]]\", use: why it helps)",
             )

@@ -38,7 +38,11 @@ def check_fields(ctx: CheckContext) -> Iterator[Diagnostic]:
 def _has_broken_frontmatter(note: Note) -> bool:
     # Malformed YAML is already one clear diagnostic; listing every "missing" field after it
     # would bury it.
-    return any(p.code == "frontmatter-invalid" and p.severity == "error" for p in note.problems)
+    # A duplicate key is reported too, but the fields were read (the last value won): check them.
+    return any(
+        p.code == "frontmatter-invalid" and p.severity == "error" and not p.message.startswith("duplicate key ")
+        for p in note.problems
+    )
 
 
 def _type_and_folder(note: Note, config: Config) -> Iterator[Diagnostic]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -85,7 +86,52 @@ def load_record(module_dir: Path) -> Record | None:
 
 def is_fresh(record: Record, module_dir: Path) -> bool:
     """True while the module's inputs still hash to what the record was made from."""
-    return record.inputs_hash == inputs_hash(Path(module_dir), read_module(Path(module_dir)))
+    return record.inputs_hash == current_inputs_hash(Path(module_dir))
+
+
+# A check asks for the state of one module once per note that names it (and the graph once
+# more per note): its files are hashed once per run of unchanged files, not once per question.
+_HASH_MEMO: dict[str, tuple[tuple[Any, ...], str]] = {}
+# A file modified this recently may change again within the file system's timestamp
+# granularity without its identity changing ("racily clean", as git calls it): never memoised.
+_RACY_S = 2.0
+
+
+def current_inputs_hash(module_dir: Path) -> str:
+    """`inputs_hash` of the module as it is now, memoised by the identities (path, size,
+    mtime, inode) of its files, its declared inputs and module.toml."""
+    module_dir = Path(module_dir).resolve()
+    spec = read_module(module_dir)
+    identity = _identity(module_dir, spec)
+    key = str(module_dir)
+    known = _HASH_MEMO.get(key)
+    if identity is not None and known is not None and known[0] == identity:
+        return known[1]
+    digest = inputs_hash(module_dir, spec)
+    if identity is not None:
+        _HASH_MEMO[key] = (identity, digest)
+    return digest
+
+
+def _identity(module_dir: Path, spec: Any) -> tuple[Any, ...] | None:
+    """What the module's hash depends on, cheaply; None when some file is too fresh to trust."""
+    from fmbuild.evidence.contract import module_files
+    from fmbuild.evidence.fingerprint import _project_root_of, expand_inputs
+
+    try:
+        inputs = expand_inputs(spec, _project_root_of(module_dir))
+        paths = [*module_files(module_dir), *(p for _name, p in inputs if p is not None)]
+        names = [name for name, _p in inputs]
+        now = time.time()
+        parts: list[Any] = [tuple(names), json.dumps(spec.params, sort_keys=True, default=str)]
+        for path in paths:
+            st = path.lstat()
+            if now - st.st_mtime < _RACY_S:
+                return None
+            parts.append((str(path), st.st_size, st.st_mtime_ns, st.st_ino))
+    except OSError:
+        return None
+    return tuple(parts)
 
 
 def write_record(module_dir: Path, record: Record, out_dir: Path, log_text: str) -> Path:

@@ -19,14 +19,13 @@ The reverse direction (a technique's controls) is derived from the graph (see `q
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
 from fmbuild import frameworks
+from fmbuild.graph.declarations import CheckedDeclaration, check_declarations
 from fmbuild.graph.model import (
-    DECLARED_FIELDS,
     FRAMEWORK_FIELDS,
     EdgeType,
     NodeType,
@@ -34,31 +33,13 @@ from fmbuild.graph.model import (
     node_type_of,
     normalize_module,
 )
-from fmbuild.graph.relations import (
-    Declaration,
-    LinkResolver,
-    declared_links,
-    frontmatter_declarations,
-    table_declarations,
-)
+from fmbuild.graph.relations import Declaration, LinkResolver, declared_links
 from fmbuild.graph.resolving import default_resolver, resolve_note
-from fmbuild.graph.tables import table_row_lines
 from fmbuild.graph.verification import evidence_verdict
-from fmbuild.vault.load import read_note_text
 from fmbuild.vault.model import LinkKind, Note, Vault
 
 if TYPE_CHECKING:
     from fmbuild.config import Config
-
-
-@dataclass(frozen=True, slots=True)
-class CheckedDeclaration:
-    """A declaration and what became of it: the note it reaches and the edge it makes."""
-
-    declaration: Declaration
-    target: str | None  # the note path the link reaches (None: broken, ambiguous, attachment)
-    edge: EdgeType | None  # the typed edge it makes, None when it makes none
-    problem: str | None  # why it makes no typed edge although it reaches a note
 
 
 def build_graph(vault: Vault, config: Config | None, resolver: LinkResolver | None = None) -> nx.MultiDiGraph:
@@ -136,15 +117,12 @@ class GraphBuilder:
     # --- edges -----------------------------------------------------------------------------
 
     def _add_declared(self, note: Note) -> set[int]:
-        declarations = frontmatter_declarations(note)
-        if node_type_of(note.type) is NodeType.PLAYBOOK:
-            declarations += table_declarations(note, self._table_rows(note))
         typed: list[Declaration] = []
-        for declaration in declarations:
-            checked = self._check(note, declaration)
+        for checked in check_declarations(self.vault, self.resolver, note):
             self.checked.append(checked)
             if checked.edge is None or checked.target is None:
                 continue
+            declaration = checked.declaration
             typed.append(declaration)
             key = str(checked.edge)
             if self.graph.has_edge(note.path, checked.target, key):
@@ -156,48 +134,6 @@ class GraphBuilder:
             self.graph.add_edge(note.path, checked.target, key=key, **attrs)
         # Links consumed by a typed edge are not also `links-to`; invalid ones stay links.
         return declared_links(typed)
-
-    def _check(self, note: Note, declaration: Declaration) -> CheckedDeclaration:
-        if declaration.link is None:
-            return CheckedDeclaration(declaration, None, None, declaration.problem)
-        target = resolve_note(self.resolver, self.vault, declaration.link, note)
-        if target is None:
-            if declaration.field != "table" and not declaration.link.raw.startswith("[["):
-                # A bare path is no link to the link rules: say it here.
-                problem = (
-                    f"{declaration.field}[{declaration.index}]: {declaration.link.raw!r} names no note; "
-                    f"write it as a link, e.g. \"[[{declaration.link.target}]]\""
-                )
-                return CheckedDeclaration(declaration, None, None, problem)
-            return CheckedDeclaration(declaration, None, None, None)  # the link rules report it
-        target_type = node_type_of(self.vault.notes[target].type)
-        if declaration.type is None:  # a table link: its target's type decides
-            edge = {NodeType.TECHNIQUE: EdgeType.COVERS, NodeType.PATTERN: EdgeType.APPLIES}.get(target_type)
-            return CheckedDeclaration(declaration, target, edge, None)
-        _edge, source_type, wanted, _key = DECLARED_FIELDS[declaration.field]
-        note_type = node_type_of(note.type)
-        if note_type is not source_type:
-            problem = (
-                f"'{declaration.field}' is declared by {_a(source_type)} note, but this note is "
-                f"{_a(note_type)} ({_tag_hint(note_type)})"
-            )
-            return CheckedDeclaration(declaration, target, None, problem)
-        if target_type is not wanted:
-            problem = (
-                f"'{declaration.field}' must point at {_a(wanted)} note, but {declaration.link.raw} "
-                f"is {_a(target_type)} ({target})"
-            )
-            return CheckedDeclaration(declaration, target, None, problem)
-        return CheckedDeclaration(declaration, target, declaration.type, None)
-
-    def _table_rows(self, note: Note) -> set[int]:
-        # The model keeps links, not tables: the playbook's text says which lines are rows.
-        # The loader already refused unreadable, oversized and non-UTF-8 files.
-        try:
-            text = read_note_text(self.vault, note.path)
-        except (OSError, UnicodeDecodeError):
-            return set()
-        return table_row_lines(text, note.body_line)
 
     def _add_evidence(self, note: Note) -> None:
         evidence = note.evidence
@@ -243,11 +179,3 @@ class GraphBuilder:
                 attrs["embed"] = True
             self.graph.add_edge(note.path, target, key=key, **attrs)
 
-
-def _a(node_type: NodeType) -> str:
-    word = str(node_type)
-    return ("an " if word[0] in "aeiou" else "a ") + word
-
-
-def _tag_hint(node_type: NodeType) -> str:
-    return "no type/ tag" if node_type is NodeType.NOTE else f"type/{node_type}"

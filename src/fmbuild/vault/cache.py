@@ -14,6 +14,7 @@ An entry is keyed by vault-relative path and valid while (size, mtime_ns) are un
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import marshal
@@ -94,7 +95,7 @@ class ParseCache:
         try:
             if entry[0] != size or entry[1] != mtime_ns:
                 return None
-            return decode_note(path, marshal.loads(entry[2]))
+            return decode_note(path, marshal.loads(entry[2]), source=os.path.join(self.vault_root, path))
         except (TypeError, ValueError, IndexError, KeyError, AttributeError, EOFError):
             del self.entries[path]  # wrong shape: never trusted, parsed again
             self.dirty = True
@@ -216,7 +217,7 @@ def encode_note(note: Note) -> tuple[Any, ...] | None:
         [(h.level, h.text, h.line) for h in note.headings],
         [(b.id, b.line) for b in note.blocks],
         [(i(t.name), t.line, t.column, t.inline) for t in note.tags],
-        _link_columns(note.links),
+        marshal.dumps(_link_columns(note.links), _MARSHAL_VERSION),  # decoded when first read
         [(m.module, m.metric, m.fmt, m.line, m.column, m.raw) for m in note.metric_refs],
         [(h.kind, h.text, h.line, h.column) for h in note.hazards],
         note.table_rows,
@@ -250,20 +251,21 @@ def pack_note(note: Note) -> bytes | None:
     return marshal.dumps(encoded, _MARSHAL_VERSION) if encoded is not None else None
 
 
-def unpack_note(path: str, packed: bytes) -> Note:
-    return decode_note(path, marshal.loads(packed))
+def unpack_note(path: str, packed: bytes, source: str | None = None) -> Note:
+    return decode_note(path, marshal.loads(packed), source=source)
 
 
-def decode_note(path: str, data: tuple[Any, ...]) -> Note:
+def decode_note(path: str, data: tuple[Any, ...], source: str | None = None) -> Note:
+    """A cached note. Its links stay packed until first read (`CachedNote`); `source` is the
+    file to parse again should they turn out not to decode."""
     (sha256, size, frontmatter, dates, field_lines, body_line, headings, blocks, tags, links, refs, hazards, rows, problems) = data
     if not isinstance(frontmatter, dict) or not isinstance(field_lines, dict):
         raise TypeError("frontmatter")
     if dates:
         frontmatter = _restore_dates(frontmatter, dates)
-    kinds = _KINDS
-    if links and len({len(column) for column in links}) != 1:
-        raise ValueError("link columns of different lengths")
-    return Note(
+    if not isinstance(links, bytes):
+        raise TypeError("links")
+    note = CachedNote(
         path=path,
         frontmatter=frontmatter,
         field_lines=field_lines,
@@ -271,7 +273,7 @@ def decode_note(path: str, data: tuple[Any, ...]) -> Note:
         headings=[Heading(*h) for h in headings],
         blocks=[Block(*b) for b in blocks],
         tags=[Tag(*t) for t in tags],
-        links=list(map(Link, [kinds[k] for k in links[0]], *links[1:])) if links else [],
+        links=None,  # type: ignore[arg-type]
         metric_refs=[MetricRef(*m) for m in refs],
         hazards=[Hazard(*h) for h in hazards],
         table_rows=[int(r) for r in rows],
@@ -279,6 +281,68 @@ def decode_note(path: str, data: tuple[Any, ...]) -> Note:
         sha256=str(sha256),
         size=int(size),
     )
+    note._packed_links = links
+    note._source = source
+    return note
+
+
+def _decode_links(packed: bytes) -> list[Link]:
+    columns = marshal.loads(packed)
+    if not columns:
+        return []
+    if len(columns) != 10 or len({len(column) for column in columns}) != 1:
+        raise ValueError("link columns of different lengths")
+    kinds = _KINDS
+    return list(map(Link, [kinds[k] for k in columns[0]], *columns[1:]))
+
+
+_LINKS_SLOT = Note.links  # the slot where a Note keeps its links (a member descriptor)
+
+
+class CachedNote(Note):
+    """A note read from the cache. Its links, most of its bulk, are decoded when first read:
+    the rules of a warm check read the links of the few notes that changed, not of all.
+    Anything else behaves as `Note`."""
+
+    __slots__ = ("_packed_links", "_source")
+
+    @property  # type: ignore[override]
+    def links(self) -> list[Link]:
+        links = _LINKS_SLOT.__get__(self, Note)
+        if links is None:
+            links = self._unpack_links()
+            _LINKS_SLOT.__set__(self, links)
+        return links
+
+    @links.setter
+    def links(self, value: list[Link] | None) -> None:
+        _LINKS_SLOT.__set__(self, value)
+        if value is not None:
+            self._packed_links = b""
+
+    def __eq__(self, other: object) -> bool:
+        # A cached note equals the parsed note it stands for (dataclass equality wants one class).
+        if not isinstance(other, Note):
+            return NotImplemented
+        return all(getattr(self, f.name) == getattr(other, f.name) for f in dataclasses.fields(Note))
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as Note
+
+    def _unpack_links(self) -> list[Link]:
+        try:
+            return _decode_links(self._packed_links)
+        except (TypeError, ValueError, IndexError, KeyError, EOFError):
+            pass
+        # A cache entry of the wrong shape (the file's digest held, so it was written so):
+        # the note's own text is the truth.
+        from fmbuild.vault.parse import parse_note
+
+        try:
+            with open(self._source or "", "rb") as fh:
+                text = fh.read().decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            return []
+        return parse_note(self.path, text).links
 
 
 _PLAIN = (str, int, float, bool, type(None), bytes)

@@ -1,27 +1,66 @@
-"""Frontmatter: finding the YAML block, reading it safely (libyaml's safe loader through
-python-frontmatter's YAML handler), the line of each field, and where a value sits in the raw
-YAML (for positions of tags and property links)."""
+"""Frontmatter: finding the YAML block, reading it safely (libyaml's safe loader), the line of
+each field, duplicate keys, and where a value sits in the raw YAML (for positions of tags and
+property links)."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import yaml
-from frontmatter.default_handlers import YAMLHandler
 
 from fmbuild.diagnostics import Diagnostic, error
 from fmbuild.vault.lines import Lines
 
-_YAML = YAMLHandler()
+# libyaml's loader where PyYAML was built with it; the pure-Python one reads the same YAML.
+_SafeLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _FrontmatterLoader(yaml.CSafeLoader):  # type: ignore[misc]
-    """libyaml's safe loader, except that a date YAML cannot build (`2026-13-01`) stays text,
-    so the schema rule can say which field is wrong instead of the whole block failing."""
+@dataclass(frozen=True, slots=True)
+class DuplicateKey:
+    """A mapping key written twice: YAML keeps only the last value, silently."""
+
+    key: str
+    line: int  # 0-based, within the YAML text: the second occurrence
+    column: int  # 0-based
+    first_line: int  # 0-based: the first occurrence
 
 
-def _timestamp_or_text(loader: yaml.CSafeLoader, node: yaml.Node) -> Any:
+class _FrontmatterLoader(_SafeLoader):  # type: ignore[misc,valid-type]
+    """The safe loader, except that a date YAML cannot build (`2026-13-01`) stays text, so the
+    schema rule can say which field is wrong instead of the whole block failing; and that every
+    duplicate key, at any depth, is recorded (PyYAML would keep the last value without a word)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.duplicates: list[DuplicateKey] = []
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            self._note_duplicates(node)
+        return super().construct_mapping(node, deep=deep)
+
+    def _note_duplicates(self, node: yaml.MappingNode) -> None:
+        # Before merge keys (`<<: *base`) are flattened in: a key that overrides a merged one
+        # is how merging is meant to be used, not a mistake.
+        seen: dict[Any, int] = {}
+        for key_node, _value in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            try:
+                key = self.construct_object(key_node)
+                first = seen.get(key)
+            except (TypeError, ValueError, yaml.YAMLError):
+                continue  # an unhashable or unbuildable key: construction reports it
+            mark = key_node.start_mark
+            if first is None:
+                seen[key] = mark.line
+            else:
+                self.duplicates.append(DuplicateKey(str(key), mark.line, mark.column, first))
+
+
+def _timestamp_or_text(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
     try:
         return yaml.constructor.SafeConstructor.construct_yaml_timestamp(loader, node)
     except (ValueError, OverflowError):
@@ -34,7 +73,26 @@ _FrontmatterLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_or_
 def load_yaml(text: str) -> Any:
     """The YAML of a frontmatter block, read safely (raises yaml.YAMLError and, for values
     Python cannot build, ValueError / TypeError / OverflowError / RecursionError)."""
-    return _YAML.load(text, Loader=_FrontmatterLoader)
+    return load_yaml_checked(text)[0]
+
+
+def load_yaml_checked(text: str) -> tuple[Any, list[DuplicateKey]]:
+    """`load_yaml`, and the duplicate keys it met (in the order they appear)."""
+    loader = _FrontmatterLoader(text)
+    try:
+        data = loader.get_single_data()
+        return data, sorted(loader.duplicates, key=lambda d: (d.line, d.column))
+    finally:
+        loader.dispose()
+
+
+def duplicate_problem(path: str, duplicate: DuplicateKey, first_line: int) -> Diagnostic:
+    """`duplicate key 'x' (first at line N)`, at the second occurrence (file lines)."""
+    return error(
+        path, first_line + duplicate.line, duplicate.column + 1, "frontmatter-invalid",
+        f"duplicate key {duplicate.key!r} (first at line {first_line + duplicate.first_line}); "
+        "YAML keeps only the last value",
+    )
 
 
 _FM_KEY = re.compile(r"^(?:\"([^\"\n]+)\"|'([^'\n]+)'|([^\s#:\-\"'][^:\n]*?|-[^\s:][^:\n]*?))[ \t]*:(?=[ \t]|$)", re.M)

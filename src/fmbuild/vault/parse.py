@@ -25,7 +25,8 @@ from fmbuild.vault.frontmatter import (
     FM_OPEN,
     MAX_FM_NODES,
     FrontmatterLocator,
-    load_yaml,
+    duplicate_problem,
+    load_yaml_checked,
     field_lines as _field_lines,
     small_enough,
     split_frontmatter,
@@ -244,7 +245,8 @@ def parse_note(path: str, text: str, *, sha256: str = "", size: int = 0) -> Note
         first_line = 2
         field_lines = _field_lines(fm_text, first_line)
         try:
-            data = load_yaml(fm_text) if fm_text.strip() else {}
+            data, duplicates = load_yaml_checked(fm_text) if fm_text.strip() else ({}, [])
+            problems.extend(duplicate_problem(path, d, first_line) for d in duplicates)
         except yaml.YAMLError as exc:
             problems.append(yaml_problem(path, exc, first_line))
             data = {}
