@@ -2,6 +2,7 @@
 
     python benchmarks/bench_check.py                 # 10,000 notes, 3 runs of each
     python benchmarks/bench_check.py --notes 2000 --repeat 1 --breakdown
+    python benchmarks/bench_check.py --lifecycle     # deprecated notes, tables, evidence blocks
 
 Each figure is the wall time of a real `fmbuild check` process (interpreter start included) and
 the peak resident memory of its whole process tree (the parse workers included), sampled from
@@ -119,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=HERE / "out" / "check", help="where the vault is written")
     parser.add_argument("--breakdown", action="store_true", help="also time each stage in-process")
     parser.add_argument(
+        "--lifecycle", action="store_true",
+        help="a vault that has lived: deprecated notes, playbook tables, evidence blocks (gen_vault --lifecycle)",
+    )
+    parser.add_argument(
         "--foundation-only", action="store_true",
         help="run check with the structural and schema rules only (no evidence or graph rules)",
     )
@@ -127,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     if args.foundation_only:
         print("rules: links, schema, security, frameworks only (evidence and graph rules left out)")
-    vault = generate_vault(args.dir, args.notes, args.seed)
+    vault = generate_vault(args.dir, args.notes, args.seed, args.lifecycle)
+    if args.lifecycle:
+        print("vault shape: lifecycle (deprecated notes, playbook tables, evidence blocks)")
     size_mb = sum(p.stat().st_size for p in vault.rglob("*.md")) / 1e6
     print(f"vault: {args.notes} notes, {size_mb:.1f} MB of markdown, generated in {time.perf_counter() - t:.1f}s")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

@@ -4,7 +4,10 @@ Each note is about 4 KB, shaped like the real ones: frontmatter (title, id, tags
 chapter, ATLAS IDs), headings, paragraphs with wikilinks of every form (bare, with a folder, an
 alias, a heading, a block, same-note headings, embeds of notes and images, markdown links), a
 few broken links, code fences and code spans full of `[[` and `]]`, `%% comments %%`, inline
-tags and block ids. Deterministic for a seed.
+tags and block ids. With `lifecycle`, also what a manual grows into: about 1% of notes
+deprecated (others still link to them), playbooks with a table of wikilinks (their `covers` /
+`applies`), and 20 evidence modules (no records) backing a fifth of the techniques and
+patterns, whose prose cites their metrics. Deterministic for a seed.
 
     from benchmarks.gen_vault import generate_vault
     vault = generate_vault(Path("/tmp/bench"), 10_000, seed=0)   # -> /tmp/bench/vault
@@ -64,6 +67,16 @@ required = ["chapter"]
 [tags]
 vocabulary = [{vocabulary}]
 {chapters}"""
+
+MODULES = 20  # evidence modules the notes share
+MODULE_RUN = """\
+import json, os
+from pathlib import Path
+
+out = Path(os.environ.get("FMBUILD_OUT", "out"))
+out.mkdir(parents=True, exist_ok=True)
+(out / "metrics.json").write_text(json.dumps({"accuracy": 0.95, "attack": {"success_rate": 0.1}}))
+"""
 
 PNG_1PX = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -126,30 +139,52 @@ def _link(rng: random.Random, plan: _Plan, own_path: str) -> str:
     return f"[[../{target}]]"  # relative to the linking note's folder
 
 
-def _note(rng: random.Random, plan: _Plan, path: str, index: int) -> str:
+def _note(rng: random.Random, plan: _Plan, path: str, index: int, lifecycle: bool = False) -> str:
     folder = path.split("/", 1)[0]
     note_type = TYPE_OF[folder]
     name = path.rsplit("/", 1)[1]
     tags = [f"type/{note_type}", *rng.sample(TAGS, 2)]
     if rng.random() < 0.01:
         tags.append("target/unknown-thing")  # not in the vocabulary
+    deprecated = lifecycle and index % 97 == 13  # about 1%: a living manual retires notes
     lines = [
         "---",
         f'title: "{name.replace("-", " ").title()}"',
         f"id: fm-{index:08x}",
         "tags:",
         *[f"  - {t}" for t in tags],
-        f"maturity: {rng.choice(['draft', 'reviewed'])}",
+        f"maturity: {'deprecated' if deprecated else rng.choice(['draft', 'reviewed'])}",
         "created: 2026-01-15",
         "updated: 2026-02-14",
         f"chapter: {rng.randrange(1, 15)}",
     ]
     if note_type == "technique":
         lines += ["atlas:", *[f"  - {a}" for a in rng.sample(ATLAS, 2)]]
+    if deprecated:
+        lines.append("deprecated_reason: folded into a broader note")
     if note_type == "pattern":
         technique = rng.choice(plan.paths[0 :: len(FOLDERS)])  # techniques/ holds every third note
         lines += ["mitigates:", f'  - technique: "[[{technique}]]"', '    use: "blocks the path"']
+    module = None
+    if lifecycle and note_type in ("technique", "pattern") and index % 5 == 0:  # backed by evidence
+        module = f"mod-{index % MODULES:02d}"
+        lines += [
+            "evidence:",
+            f"  module: evidence/{module}",
+            "  device: cpu",
+            "  timeout: 300",
+            "  claims:",
+            '    accuracy: ">= 0.9"',
+            '    attack.success_rate: "<= 0.2"',
+        ]
     lines += ["---", "", f"# {name}", ""]
+    if module is not None:
+        lines += [f"The run measured {{{{evidence:accuracy:.1%}}}} clean accuracy.", ""]
+    if lifecycle and note_type == "playbook":  # it declares what it covers in a table of links
+        lines += ["## Techniques Covered", "", "| Technique | Step |", "|---|---|"]
+        for _ in range(3):
+            lines.append(f"| [[{rng.choice(plan.paths)}]] | {_sentence(rng, 3)} |")
+        lines.append("")
     for s, section in enumerate(SECTIONS):
         lines += [f"## {section}", ""]
         for p in range(2):
@@ -180,7 +215,7 @@ def _note(rng: random.Random, plan: _Plan, path: str, index: int) -> str:
     return "\n".join(lines)
 
 
-def generate_vault(root: Path, n_notes: int, seed: int = 0) -> Path:
+def generate_vault(root: Path, n_notes: int, seed: int = 0, lifecycle: bool = False) -> Path:
     """Write `root/fmbuild.toml` and `root/vault/` with `n_notes` notes; return the vault path.
 
     `root` is emptied first when it holds an earlier generated project (a folder with an
@@ -199,9 +234,15 @@ def generate_vault(root: Path, n_notes: int, seed: int = 0) -> Path:
     for image in plan.images:
         (vault / image).write_bytes(PNG_1PX)
     for index, path in enumerate(plan.paths):
-        (vault / f"{path}.md").write_text(_note(rng, plan, path, index), encoding="utf-8")
+        (vault / f"{path}.md").write_text(_note(rng, plan, path, index, lifecycle), encoding="utf-8")
     for k, path in enumerate(plan.duplicates):
-        (vault / f"{path}.md").write_text(_note(rng, plan, path, n_notes + k), encoding="utf-8")
+        (vault / f"{path}.md").write_text(_note(rng, plan, path, n_notes + k, lifecycle), encoding="utf-8")
+    for k in range(MODULES if lifecycle else 0):
+        module = root / "evidence" / f"mod-{k:02d}"
+        module.mkdir(parents=True, exist_ok=True)
+        (module / "run.py").write_text(MODULE_RUN, encoding="utf-8")
+        (module / "README.md").write_text(f"# mod-{k:02d}\n\nA generated module.\n", encoding="utf-8")
+        (module / "module.toml").write_text(f'title = "Generated module {k}"\ndevice = "cpu"\n', encoding="utf-8")
     vocabulary = sorted({*TAGS, *(f"type/{t}" for t in TYPE_OF.values())})
     chapters = "".join(f'\n[[chapters]]\nnumber = {n}\ntitle = "Chapter {n}"\n' for n in range(1, 15))
     (root / "fmbuild.toml").write_text(
@@ -215,11 +256,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("root", type=Path, help="folder to write fmbuild.toml and vault/ into")
     parser.add_argument("--notes", type=int, default=10_000, help="number of notes (default 10000)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lifecycle", action="store_true",
+                        help="add deprecated notes, playbook tables and evidence blocks with their modules")
     args = parser.parse_args(argv)
     if args.notes < 1:
         parser.error("--notes must be at least 1")
     try:
-        vault = generate_vault(args.root, args.notes, args.seed)
+        vault = generate_vault(args.root, args.notes, args.seed, args.lifecycle)
     except (ValueError, OSError) as exc:
         print(f"gen_vault: error: {exc}", file=sys.stderr)
         return 2

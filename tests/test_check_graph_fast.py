@@ -16,16 +16,16 @@ from fmbuild.vault.load import load_project
 from fmbuild.vault.resolve import Resolver
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from gen_vault import generate_vault  # noqa: E402
+from gen_vault import generate_vault
 
 
 def _project(tmp_path: Path) -> Path:
-    vault = generate_vault(tmp_path / "p", 240, seed=3)
+    vault = generate_vault(tmp_path / "p", 240, seed=3, lifecycle=True)
     notes = sorted(vault.rglob("*.md"))
     for i, path in enumerate(notes[::9]):  # some notes of every type are deprecated
         text = path.read_text(encoding="utf-8")
         extra = 'successor: "[[techniques/x]]"' if i % 2 else "deprecated_reason: superseded"
-        text = re.sub(r"^maturity: \w+$", f"maturity: deprecated\n{extra}", text, count=1, flags=re.M)
+        text = re.sub(r"^maturity: \w+$", f"maturity: deprecated\n{extra}", text, count=1, flags=re.MULTILINE)
         path.write_text(text, encoding="utf-8")
     playbook = next(p for p in notes if p.parent.name == "playbooks")
     technique = next(p for p in notes if p.parent.name == "techniques").stem

@@ -22,8 +22,10 @@ maturity: draft
 def test_a_duplicated_claim_is_reported_at_its_second_line() -> None:
     note = parse_note("techniques/evasion.md", NOTE)
     assert [p.text() for p in note.problems] == [
-        "techniques/evasion.md:8:5: error[frontmatter-invalid] duplicate key 'pgd.accuracy' "
-        "(first at line 6); YAML keeps only the last value"
+        (
+            "techniques/evasion.md:8:5: error[frontmatter-invalid] duplicate key 'pgd.accuracy' "
+            "(first at line 6); YAML keeps only the last value"
+        )
     ]
     # the fields are still read (the last value won), so the other rules can check them
     assert note.frontmatter["evidence"]["claims"]["pgd.accuracy"] == "<= 0.10"

@@ -9,7 +9,8 @@ Obsidian vault.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from fmbuild.check.registry import RULES, CheckContext
 from fmbuild.diagnostics import Diagnostic
@@ -35,15 +36,33 @@ def run_checks(
     selected: Iterable[str] | None = None,
 ) -> list[Diagnostic]:
     """Every diagnostic for the vault (or only for the `selected` vault-relative paths)."""
+    from fmbuild.check import results
     from fmbuild.vault.resolve import Resolver
+
+    keys = results.keys(vault, config) if vault.cache_dir is not None else None
+    last = results.stored(vault) if keys is not None else None
+    wanted = set(selected) if selected is not None else None
+    if keys is not None and last is not None and last.key == keys[1]:
+        return [d for d in last.findings if wanted is None or d.path in wanted]
+    # Notes whose local findings still hold: same context, same content.
+    reuse: dict[str, dict[str, list[Diagnostic]]] = {}
+    if keys is not None and last is not None and last.context == keys[0]:
+        for path, (sha, rules) in last.local.items():
+            note = vault.notes.get(path)
+            if note is not None and note.sha256 == sha and (wanted is None or path in wanted):
+                reuse[path] = rules
 
     load_rules()
     ctx = CheckContext(
         vault=vault,
         config=config,
         resolver=resolver or Resolver(vault),
-        selected=set(selected) if selected is not None else None,
+        selected=wanted,
     )
+    # The local rules see only the notes they must check afresh (and share derived data).
+    fresh = {p for p in vault.notes if ctx.wants(p) and p not in reuse}
+    local_ctx = CheckContext(vault, config, ctx.resolver, selected=fresh, cache=ctx.cache)
+    local: dict[str, dict[str, list[Diagnostic]]] = {p: {} for p in fresh}
     found: list[Diagnostic] = [d for d in vault.problems if ctx.wants(d.path)]
     for note in vault.notes.values():
         if ctx.wants(note.path):
@@ -51,8 +70,21 @@ def run_checks(
     for rule in RULES:
         if rule.needs_config and config is None:
             continue
-        found.extend(d for d in rule.fn(ctx) if ctx.wants(d.path))
-    return _unique(found)
+        if rule.name not in results.LOCAL_RULES:
+            found.extend(d for d in rule.fn(ctx) if ctx.wants(d.path))
+            continue
+        for path, rules in reuse.items():
+            found.extend(rules.get(rule.name, ()))
+        for d in rule.fn(local_ctx):
+            if d.path in local:
+                local[d.path].setdefault(rule.name, []).append(d)
+                found.append(d)
+    found = _unique(found)
+    if keys is not None and wanted is None:
+        for path, rules in reuse.items():
+            local[path] = rules
+        results.store(vault, keys[1], keys[0], found, local)
+    return found
 
 
 def _unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:

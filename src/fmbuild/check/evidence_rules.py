@@ -21,8 +21,12 @@ from fmbuild.vault.model import Note
 
 
 def _block(ctx: CheckContext, note: Note) -> EvidenceBlock | None:
-    assert ctx.config is not None
-    return read_evidence_block(note.frontmatter.get("evidence"), ctx.config.evidence.path)
+    """The note's evidence block, read once per run (four rules ask for it)."""
+    cache = ctx.cache.setdefault("evidence.blocks", {})
+    assert isinstance(cache, dict) and ctx.config is not None
+    if note.path not in cache:
+        cache[note.path] = read_evidence_block(note.frontmatter.get("evidence"), ctx.config.evidence.path)
+    return cache[note.path]
 
 
 def _module(ctx: CheckContext, name: str) -> ModuleSpec:

@@ -25,7 +25,7 @@ from fmbuild.diagnostics import Diagnostic, error, warning
 from fmbuild.graph.declarations import CheckedDeclaration, check_declarations
 from fmbuild.graph.model import EdgeType, NodeType, node_type_of
 from fmbuild.graph.resolving import resolve_note
-from fmbuild.vault.model import Note
+from fmbuild.vault.model import Note, link_file_name
 
 _CACHE_KEY = "graph.relations"
 
@@ -82,20 +82,31 @@ def check_deprecated(ctx: CheckContext) -> Iterator[Diagnostic]:
         return
     # A link can only reach a note that bears its last path component as file name: links
     # whose name matches no deprecated note are never resolved.
-    names = {_file_name(path) for path in deprecated}
-    names |= {name[:-3] for name in names}
+    names: set[str | None] = {_file_name(path) for path in deprecated}
+    names |= {name[:-3] for name in names if name}
+    names.add(None)  # `..` and the like: only resolving can say where they land
     found = relations(ctx)
     for path in sorted(notes):
         note = notes[path]
         if not ctx.wants(path) or path in deprecated:
             continue
-        for target, key, line, column in _edges_to(ctx, note, found.by_source.get(path, []), deprecated, names):
+        declared = found.by_source.get(path, [])
+        # Whether any link can reach them is known without decoding every link of the note.
+        scan_links = not names.isdisjoint(note.link_names)
+        if not scan_links and not any(c.target in deprecated for c in declared):
+            continue
+        for target, key, line, column in _edges_to(ctx, note, declared, deprecated, names, scan_links):
             yield warning(path, line, column, "edge-deprecated",
                           f"{key} edge to deprecated note {target}: {_advice(notes[target])}")
 
 
 def _edges_to(
-    ctx: CheckContext, note: Note, checked: list[CheckedDeclaration], wanted: set[str], names: set[str]
+    ctx: CheckContext,
+    note: Note,
+    checked: list[CheckedDeclaration],
+    wanted: set[str],
+    names: set[str | None],
+    scan_links: bool = True,
 ) -> list[tuple[str, str, int, int]]:
     """(target, edge type, line, column) of the edges the graph holds from `note` to the notes
     in `wanted`, as `GraphBuilder` makes them: one typed edge per (target, type), the first
@@ -110,11 +121,8 @@ def _edges_to(
         kinds = edges.setdefault(item.target, [])
         if not any(key == item.edge for key, _l, _c in kinds):
             kinds.append((str(item.edge), item.declaration.line, item.declaration.column))
-    for link in note.links:
-        if id(link) in consumed:
-            continue
-        name = _link_name(link.target)
-        if name is not None and name not in names:
+    for link in note.links if scan_links else ():
+        if id(link) in consumed or link_file_name(link.target) not in names:
             continue
         target = resolve_note(ctx.resolver, ctx.vault, link, note)
         if target is None or target == note.path or target in edges:
@@ -130,13 +138,6 @@ def _edges_to(
 
 def _file_name(path: str) -> str:
     return path.rsplit("/", 1)[-1].lower()
-
-
-def _link_name(target: str) -> str | None:
-    """The file name a link target can reach (lower case); None when only resolving says."""
-    name = target.strip().replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].lower()
-    # `.`, `..` and the empty (same-note) target name a file only through the note's path.
-    return name if name not in ("", ".", "..") else None
 
 
 def _advice(target: Note) -> str:

@@ -27,11 +27,17 @@ def _config(ctx: CheckContext) -> Config:
 @rule("schema-fields")
 def check_fields(ctx: CheckContext) -> Iterator[Diagnostic]:
     config = _config(ctx)
+    required_by_type: dict[str | None, tuple[str, ...]] = {}  # one tuple per type, not per note
     for note in ctx.vault.notes.values():
-        if not ctx.wants(note.path) or _has_broken_frontmatter(note):
+        if not ctx.wants(note.path) or (note.problems and _has_broken_frontmatter(note)):
             continue
-        yield from _type_and_folder(note, config)
-        yield from _required(note, config)
+        note_type = note.type
+        yield from _type_and_folder(note, note_type, config)
+        known_type = note_type if note_type in config.types else None
+        required = required_by_type.get(known_type)
+        if required is None:
+            required = required_by_type[known_type] = config.required_fields(known_type)
+        yield from _required(note, known_type, required)
         yield from _values(note, config)
 
 
@@ -45,8 +51,7 @@ def _has_broken_frontmatter(note: Note) -> bool:
     )
 
 
-def _type_and_folder(note: Note, config: Config) -> Iterator[Diagnostic]:
-    note_type = note.type
+def _type_and_folder(note: Note, note_type: str | None, config: Config) -> Iterator[Diagnostic]:
     if note_type is None:
         known = ", ".join(f"type/{t}" for t in config.types)
         yield error(note.path, note.line_of("tags"), 1, "field-missing",
@@ -64,9 +69,7 @@ def _type_and_folder(note: Note, config: Config) -> Iterator[Diagnostic]:
                     f"a {note_type} note belongs in {spec.folder}/: move it there or change its type/ tag")
 
 
-def _required(note: Note, config: Config) -> Iterator[Diagnostic]:
-    note_type = note.type if note.type in config.types else None
-    required = config.required_fields(note_type)
+def _required(note: Note, note_type: str | None, required: tuple[str, ...]) -> Iterator[Diagnostic]:
     for name in required:
         if name not in note.frontmatter:
             who = f"{note_type} notes" if note_type else "every note"

@@ -61,8 +61,8 @@ def _link_from_string(value: str, note: Note, field: str, used: set[int]) -> Lin
     value itself (a bare `techniques/x` path, or a link the parser did not see)."""
     match = _WIKILINK.search(value)
     raw = match.group(0) if match else value.strip()
-    for i, link in enumerate(note.links):
-        if i in used or link.kind is not LinkKind.PROPERTY or link.field != field:
+    for i, link in enumerate(note.property_links):
+        if i in used or link.field != field:
             continue
         if link.raw == raw:
             used.add(i)
@@ -124,7 +124,7 @@ def table_declarations(note: Note, table_rows: set[int]) -> list[Declaration]:
     """Body wikilinks that sit in table rows: candidate `covers` / `applies` edges."""
     return [
         Declaration(None, note.path, "table", 0, link, None)
-        for link in note.links
+        for link in note.table_links
         if link.kind in (LinkKind.WIKILINK, LinkKind.MARKDOWN)
         and not link.is_embed
         and link.line in table_rows

@@ -22,7 +22,6 @@ from fmbuild.config import DEFAULT_MAX_FILE_BYTES, Config, ConfigError, find_con
 from fmbuild.diagnostics import Diagnostic, error
 from fmbuild.vault.cache import ParseCache, pack_note, unpack_note
 from fmbuild.vault.model import Note, Vault
-from fmbuild.vault.parse import parse_note
 
 NOTE_SUFFIX = ".md"
 # Below this many notes to parse, worker processes cost more than they save.
@@ -154,6 +153,14 @@ def read_note_text(vault: Vault, path: str) -> str:
 
 
 # --- reading and parsing one file ---------------------------------------------------------------------
+
+
+def parse_note(path: str, text: str, *, sha256: str = "", size: int = 0) -> Note:
+    """`fmbuild.vault.parse.parse_note`, imported when first needed: the parser and YAML
+    cost a run that finds every note in the cache more than a tenth of its time to import."""
+    from fmbuild.vault.parse import parse_note as parse
+
+    return parse(path, text, sha256=sha256, size=size)
 
 _Outcome = Diagnostic | tuple[Note, Any]
 

@@ -43,6 +43,14 @@ class Link:
         return self.kind is LinkKind.EMBED or self.image
 
 
+def link_file_name(target: str) -> str | None:
+    """The file name (lower case) that a link target can resolve to: resolution, however it
+    goes, lands on a file bearing the target's last path component (`.md` optional). '' for a
+    same-note link; None when only resolving can tell (`.`, `..`)."""
+    name = target.strip().replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].lower()
+    return name if name not in (".", "..") else None
+
+
 @dataclass(slots=True)
 class Heading:
     level: int
@@ -133,6 +141,24 @@ class Note:
     def maturity(self) -> str | None:
         value = self.frontmatter.get("maturity")
         return value if isinstance(value, str) else None
+
+    @property
+    def link_names(self) -> frozenset[str | None]:
+        """`link_file_name` of every link target: which files this note can link to at all."""
+        return frozenset(link_file_name(link.target) for link in self.links)
+
+    @property
+    def table_links(self) -> list[Link]:
+        """Body links on table rows (a playbook's declarations): the same objects as in `links`."""
+        if not self.table_rows:
+            return []
+        rows = set(self.table_rows)
+        return [link for link in self.links if link.line in rows and link.kind is not LinkKind.PROPERTY]
+
+    @property
+    def property_links(self) -> list[Link]:
+        """The links in frontmatter values (Obsidian properties): the same objects as in `links`."""
+        return [link for link in self.links if link.kind is LinkKind.PROPERTY]
 
     @property
     def tag_names(self) -> list[str]:
