@@ -212,6 +212,7 @@ def _parse_all(files: list[_File]) -> Iterable[tuple[_File, _Outcome]]:
     by_path = {f.path: f for f in files}
     chunk = max(50, len(files) // (workers * 4))
     batches = [[(f.path, f.abspath) for f in files[i : i + chunk]] for i in range(0, len(files), chunk)]
+    done = 0  # batches already handed on: a pool that fails later must not repeat them
     try:
         # Imported here: a warm run never starts workers and need not pay for these imports.
         import multiprocessing
@@ -219,22 +220,28 @@ def _parse_all(files: list[_File]) -> Iterable[tuple[_File, _Outcome]]:
 
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            results = list(pool.map(_parse_chunk, batches))
+            # Each batch is unpacked as soon as it arrives, while the workers parse the next:
+            # the parent's unpacking no longer waits for the last batch.
+            for batch in pool.map(_parse_chunk, batches):
+                decoded = [_decode_outcome(by_path[path], payload) for path, payload in batch]
+                done += 1
+                yield from decoded
     except (OSError, RuntimeError, ValueError):
-        # No processes to be had (sandbox, limits): parse here instead.
-        for f in files:
-            yield f, _read_and_parse(f.path, f.abspath)
-        return
-    for batch in results:
-        for path, payload in batch:
-            f = by_path[path]
-            if payload[0] == "problem":
-                _, line, column, code, message = payload
-                yield f, error(path, line, column, code, message)
-            elif payload[0] == "note":
-                yield f, (unpack_note(path, payload[1]), payload[1])
-            else:
-                yield f, (payload[1], None)
+        # No processes to be had (sandbox, limits), or the pool broke: parse the rest here.
+        for batch in batches[done:]:
+            for path, _ in batch:
+                f = by_path[path]
+                yield f, _read_and_parse(f.path, f.abspath)
+
+
+def _decode_outcome(f: _File, payload: tuple[Any, ...]) -> tuple[_File, _Outcome]:
+    """A worker's plain-data answer for one file, back as a diagnostic or a note."""
+    if payload[0] == "problem":
+        _, line, column, code, message = payload
+        return f, error(f.path, line, column, code, message)
+    if payload[0] == "note":
+        return f, (unpack_note(f.path, payload[1]), payload[1])
+    return f, (payload[1], None)
 
 
 def worker_count(n_items: int, threshold: int = 0) -> int:
