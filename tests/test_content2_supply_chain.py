@@ -6,36 +6,14 @@ runs are in test_modules_smoke.py."""
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import pickle
-import sys
 import zipfile
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-EVIDENCE = Path(__file__).resolve().parents[1] / "evidence"
-_SIBLINGS = {"gate", "signing", "registry", "bom", "payloads", "scanners", "wheels", "hub"}
-
-
-def load(folder: str, *names: str) -> dict[str, ModuleType]:
-    """Import a module folder's files by their plain names, then forget those names again so other
-    tests' modules with the same file names never collide with these."""
-    path = str(EVIDENCE / folder)
-    saved = {n: sys.modules.pop(n) for n in list(sys.modules) if n in _SIBLINGS}
-    sys.path.insert(0, path)
-    try:
-        return {n: importlib.import_module(n) for n in names}
-    finally:
-        sys.path.remove(path)
-        for n in list(sys.modules):
-            if n in _SIBLINGS:
-                del sys.modules[n]
-        sys.modules.update(saved)
-
+from evidence_imports import load
 
 GATE = load("dataset-integrity", "gate")["gate"]
 SIGNING_MODS = load("model-signing", "signing", "registry")

@@ -3,39 +3,16 @@ the canary controller, tested piece by piece (the full runs are `fmbuild verify`
 
 from __future__ import annotations
 
-import importlib
 import json
 import socket
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import httpx
 import numpy as np
 import pytest
-
-EVIDENCE = Path(__file__).resolve().parents[1] / "evidence"
-
-
-def load(folder: str, *names: str) -> dict[str, ModuleType]:
-    """Import a module folder's files by their plain names, then forget those names again so
-    other tests' modules called `tools` or `agent` never collide with these."""
-    path = str(EVIDENCE / folder)
-    saved = {n: sys.modules.pop(n) for n in list(sys.modules) if n in names or n in _SIBLINGS}
-    sys.path.insert(0, path)
-    try:
-        return {n: importlib.import_module(n) for n in names}
-    finally:
-        sys.path.remove(path)
-        for n in list(sys.modules):
-            if n in _SIBLINGS:
-                del sys.modules[n]
-        sys.modules.update(saved)
-
-
-_SIBLINGS = {"tools", "planner", "policies", "agent", "scenarios", "servers", "attacker", "receiver", "detect", "forward", "drift", "traffic", "canary", "rfc5424"}
+from evidence_imports import EVIDENCE, load
 
 AGENT = load("agent-tool-misuse", "tools", "planner", "policies", "agent", "scenarios")
 GATEWAY = load("inference-gateway-hardening", "servers")
