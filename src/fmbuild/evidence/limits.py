@@ -20,6 +20,7 @@ import resource
 import signal
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +57,7 @@ class PidsCgroup:
         self._procs = str(path / "cgroup.procs")
 
     @classmethod
-    def create(cls, max_processes: int) -> "PidsCgroup | None":
+    def create(cls, max_processes: int) -> PidsCgroup | None:
         for root in _candidate_roots():
             base = root / "fmbuild"
             try:
@@ -109,15 +110,7 @@ class PidsCgroup:
             return None
 
     def remove(self) -> None:
-        for _ in range(50):
-            try:
-                self.path.rmdir()
-                return
-            except FileNotFoundError:
-                return
-            except OSError:
-                self.kill_all(0.2)
-                time.sleep(0.02)
+        _remove_cgroup(self.path, on_busy=lambda: self.kill_all(0.2))
 
 
 class MemoryCgroup:
@@ -129,7 +122,7 @@ class MemoryCgroup:
         self._procs = str(path / "cgroup.procs")
 
     @classmethod
-    def create(cls, limit_mb: int) -> "MemoryCgroup | None":
+    def create(cls, limit_mb: int) -> MemoryCgroup | None:
         for base, v2 in _memory_bases():
             try:
                 path = base / f"fmbuild-run-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -168,14 +161,7 @@ class MemoryCgroup:
             return False
 
     def remove(self) -> None:
-        for _ in range(50):
-            try:
-                self.path.rmdir()
-                return
-            except FileNotFoundError:
-                return
-            except OSError:
-                time.sleep(0.02)
+        _remove_cgroup(self.path)
 
 
 def _memory_bases() -> list[tuple[Path, bool]]:
@@ -255,3 +241,17 @@ def child_setup(limits: Limits, cgroup: PidsCgroup | None, memory_group: MemoryC
 def nproc_enforced() -> bool:
     """Whether RLIMIT_NPROC binds this process (it does not for root)."""
     return os.geteuid() != 0
+
+
+def _remove_cgroup(path: Path, on_busy: Callable[[], object] | None = None) -> None:
+    """rmdir a run's cgroup, retrying while the kernel still counts exiting members."""
+    for _ in range(50):
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            if on_busy is not None:
+                on_busy()
+            time.sleep(0.02)
