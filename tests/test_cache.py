@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import marshal
 import os
 from pathlib import Path
@@ -11,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from fmbuild.vault import load as loading
-from fmbuild.vault.cache import CACHE_DIR, CACHE_FILE, FORMAT, MAGIC, ParseCache, encode_note, decode_note
+from fmbuild.vault.cache import (
+    CACHE_DIR, CACHE_FILE, FORMAT, MAGIC, ParseCache, decode_note, encode_note, payload_digest,
+)
 from fmbuild.vault.load import load_vault
 from fmbuild.vault.parse import parse_note
 
@@ -115,7 +116,7 @@ def test_corrupt_cache_is_discarded_and_rebuilt(write_files, counted: list[str],
 def _forge(path: Path, content: object) -> None:
     """Write a cache file with a valid header and digest around any content."""
     payload = marshal.dumps(content)
-    path.write_bytes(MAGIC + bytes([FORMAT]) + hashlib.blake2b(payload, digest_size=32).digest() + payload)
+    path.write_bytes(MAGIC + bytes([FORMAT]) + payload_digest(payload) + payload)
 
 
 def test_foreign_cache_is_discarded(write_files, counted: list[str]) -> None:
@@ -138,15 +139,15 @@ def test_entries_of_the_wrong_shape_are_misses_not_crashes(write_files, counted:
     expected = snapshot(load_vault(root, None))
     cache = ParseCache.for_vault(root, root.resolve())
     cache.load()
-    a_size, a_mtime, a_data = cache.entries["a.md"]
-    b_size, b_mtime, b_data = cache.entries["b.md"]
+    a_size, a_mtime, a_data, a_links = cache.entries["a.md"]
+    b_size, b_mtime, b_data, b_links = cache.entries["b.md"]
     bad_links = list(marshal.loads(a_data))
-    bad_links[9] = [("no-such-kind", "x")]
+    bad_links[8] = [("no-such-kind", "x")]
     entries = {
-        "a.md": (a_size, a_mtime, marshal.dumps(tuple(bad_links))),
-        "b.md": (b_size, b_mtime, marshal.dumps(("too", "short"))),
+        "a.md": (a_size, a_mtime, marshal.dumps(tuple(bad_links)), a_links),
+        "b.md": (b_size, b_mtime, marshal.dumps(("too", "short")), b_links),
         "c.md": "not even a tuple",
-        "d.md": (1, 2, b"\xff not marshal"),
+        "d.md": (1, 2, b"\xff not marshal", b""),
     }
     _forge(cache_file(root), {"fingerprint": cache.fingerprint, "vault": str(root.resolve()), "entries": entries})
     counted.clear()

@@ -65,6 +65,40 @@ def test_links_set_on_a_cached_note_replace_the_packed_ones() -> None:
     assert cached.links == [] and cached.property_links == []
 
 
+HEADED = TEXT + """
+## Part two ^para
+<script>alert(1)</script>
+"""
+
+
+def test_headings_blocks_and_hazards_are_decoded_when_first_read() -> None:
+    parsed = parse_note("patterns/p.md", HEADED)
+    cached = _cached(HEADED)
+    assert cached._packed_rest  # nothing decoded yet
+    assert [(h.level, h.text, h.line) for h in cached.headings] == [(1, "P", 8), (2, "Part two ^para", 12)]
+    assert not cached._packed_rest  # decoded once, together
+    assert cached.blocks == parsed.blocks and [b.id for b in cached.blocks] == ["para"]
+    assert cached.hazards == parsed.hazards and [h.kind for h in cached.hazards] == ["script"]
+    assert cached.headings is cached.headings  # kept, not decoded again
+
+
+def test_headings_set_on_a_cached_note_are_kept() -> None:
+    cached = _cached(HEADED)
+    cached.headings = []
+    assert cached.headings == [] and [b.id for b in cached.blocks] == ["para"]
+
+
+def test_headings_that_do_not_decode_are_parsed_again_from_the_file(tmp_path: Path) -> None:
+    source = tmp_path / "p.md"
+    source.write_text(HEADED, encoding="utf-8")
+    cached = _cached(HEADED, source=str(source))
+    cached._packed_rest = marshal.dumps(([(1,)], [], []))  # a heading of the wrong shape
+    assert [h.text for h in cached.headings] == ["P", "Part two ^para"]
+    gone = _cached(HEADED, source=str(tmp_path / "missing.md"))
+    gone._packed_rest = b"\x00"
+    assert gone.headings == [] and gone.blocks == [] and gone.hazards == []
+
+
 # --- the side file of changes ---------------------------------------------------------------------
 
 
@@ -139,6 +173,61 @@ def test_a_damaged_or_stale_side_file_only_costs_parsing(tmp_path: Path, monkeyp
     vault = load_vault(root, None)
     assert parsed == ["n003.md"]  # the main file's entry for it is out of date: a miss, not a lie
     assert vault.notes["n003.md"].headings[0].text == "Three"
+
+
+# --- the links file ------------------------------------------------------------------------------
+
+
+def _linked_vault(tmp_path: Path, count: int) -> Path:
+    root = _vault(tmp_path, count)
+    (root / "n000.md").write_text("# Zero\n\nSee [[n001#N1]] and [[n002|two]] ^zero\n", encoding="utf-8")
+    return root
+
+
+def test_body_links_live_in_the_links_file_until_read(tmp_path: Path) -> None:
+    from fmbuild.vault import cache
+    from fmbuild.vault.load import load_vault
+
+    root = _linked_vault(tmp_path, 10)
+    parsed = load_vault(root, None)
+    main = (root / cache.CACHE_DIR / cache.CACHE_FILE).read_bytes()
+    assert b"[[n001#N1]]" not in main  # the bulk is kept apart
+    assert b"[[n001#N1]]" in (root / cache.CACHE_DIR / cache.LINKS_FILE).read_bytes()
+    again = load_vault(root, None)
+    note = again.notes["n000.md"]
+    assert isinstance(note, CachedNote) and isinstance(note._packed_links, cache._LinksSlice)
+    assert note.links == parsed.notes["n000.md"].links
+    assert {p: n.links for p, n in again.notes.items()} == {p: n.links for p, n in parsed.notes.items()}
+
+
+def test_a_damaged_or_missing_links_file_costs_parsing_not_truth(tmp_path: Path) -> None:
+    from fmbuild.vault import cache
+    from fmbuild.vault.load import load_vault
+
+    root = _linked_vault(tmp_path, 10)
+    expected = {p: n.links for p, n in load_vault(root, None).notes.items()}
+    links_file = root / cache.CACHE_DIR / cache.LINKS_FILE
+    data = bytearray(links_file.read_bytes())
+    at = data.index(b"n001#N1")
+    data[at : at + 7] = b"n009#N9"  # same length: only the digest can tell
+    links_file.write_bytes(bytes(data))
+    assert {p: n.links for p, n in load_vault(root, None).notes.items()} == expected
+    links_file.unlink()
+    assert {p: n.links for p, n in load_vault(root, None).notes.items()} == expected
+
+
+def test_rewriting_the_cache_carries_the_kept_links_over(tmp_path: Path) -> None:
+    from fmbuild.vault import cache
+    from fmbuild.vault.load import load_vault
+
+    root = _linked_vault(tmp_path, 100)
+    expected = load_vault(root, None).notes["n000.md"].links
+    for i in range(1, cache.DELTA_MIN + 2):  # enough changes for a whole new cache
+        _edit(root / f"n{i:03d}.md", f"# Edited {i}\n\n[[n000#Zero]]\n")
+    load_vault(root, None)
+    assert not (root / cache.CACHE_DIR / cache.DELTA_FILE).exists()
+    kept = load_vault(root, None).notes["n000.md"]
+    assert isinstance(kept._packed_links, cache._LinksSlice) and kept.links == expected
 
 
 def test_table_links_come_without_decoding_and_keep_reading_order() -> None:

@@ -43,14 +43,17 @@ def run_checks(
     last = results.stored(vault) if keys is not None else None
     wanted = set(selected) if selected is not None else None
     if keys is not None and last is not None and last.key == keys[1]:
-        return [d for d in last.findings if wanted is None or d.path in wanted]
+        findings = last.findings()
+        if findings is not None:
+            return [d for d in findings if wanted is None or d.path in wanted]
     # Notes whose local findings still hold: same context, same content.
     reuse: dict[str, dict[str, list[Diagnostic]]] = {}
     if keys is not None and last is not None and last.context == keys[0]:
-        for path, (sha, rules) in last.local.items():
-            note = vault.notes.get(path)
-            if note is not None and note.sha256 == sha and (wanted is None or path in wanted):
-                reuse[path] = rules
+        for path, note in vault.notes.items():
+            if wanted is None or path in wanted:
+                rules = last.local(path, note.sha256)
+                if rules is not None:
+                    reuse[path] = rules
 
     load_rules()
     ctx = CheckContext(

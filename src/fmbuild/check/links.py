@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from fmbuild.check.registry import CheckContext, rule
 from fmbuild.diagnostics import Diagnostic, Severity, error
 from fmbuild.vault.cache import fingerprint, read_plain, write_plain
-from fmbuild.vault.load import worker_count
+from fmbuild.vault.load import FileSet, worker_count
 from fmbuild.vault.model import Link, LinkKind, Note, Vault
-from fmbuild.vault.resolve import Resolution, Resolver, canonical_heading, closest
+from fmbuild.vault.resolve import Anchors, Resolution, Resolver, canonical_heading, closest
 
 RESULTS_FILE = "links-cache.bin"
+_SEVERITY = {s.value: s for s in Severity}
+_SEVERITY_VALUE = {s: s.value for s in Severity}  # (an enum's .value is a slow property)
 
 
 @rule("links", needs_config=False)
@@ -38,12 +40,16 @@ def check_links(ctx: CheckContext) -> Iterator[Diagnostic]:
             yield from kept
     if not stale:
         return
-    fresh = _check_in_parallel(vault, stale) if len(stale) >= PARALLEL_MIN else None
-    if fresh is None:
-        fresh = {
-            path: (findings, _dependencies(ctx.resolver, vault.notes[path], vault))
-            for path, findings in _check(ctx.resolver, stale).items()
-        }
+    # Notes parsed in this run had their link paths resolved by the parse workers
+    # (`precheck`): only their headings and blocks in other notes are left to look up.
+    prechecked = vault.analysis
+    for path, (_found, _pending, anchors) in prechecked.items():
+        ctx.resolver.know_anchors(path, Anchors.from_plain(anchors))
+    fresh: _Fresh = {n.path: _finish(ctx.resolver, n, prechecked[n.path]) for n in stale if n.path in prechecked}
+    rest = [n for n in stale if n.path not in fresh]
+    if rest:
+        checked = _check_in_parallel(vault, rest) if len(rest) >= PARALLEL_MIN else None
+        fresh.update(checked if checked is not None else _check(ctx.resolver, rest))
     for note in stale:
         yield from fresh[note.path][0]
     if store is not None:
@@ -57,7 +63,104 @@ def check_links(ctx: CheckContext) -> Iterator[Diagnostic]:
 PARALLEL_MIN = 2000
 _FORKED_VAULT: Vault | None = None  # what forked workers check (inherited, not sent)
 
+# path -> (findings, the (path, sha256) of the other notes whose headings or blocks it links to)
 _Fresh = dict[str, tuple[list[Diagnostic], list[tuple[str, str]]]]
+# A note's links, half checked: (index of the link, line, column, severity, code, message) for
+# the findings that need no other note; (index, line, column, target note, heading, block) for
+# each link to a heading or block in another note; and the note's own `Anchors`, so that the
+# parent need not work them out again (nor decode the note's headings).
+_Prechecked = tuple[
+    list[tuple[int, int, int, str, str, str]],
+    list[tuple[int, int, int, str, str | None, str | None]],
+    tuple[list[str], list[int], list[str]],
+]
+
+
+class LinkPrecheck:
+    """For `load_vault(analyse=...)`: link paths resolve against the file set alone, so the
+    parse workers check them while each note is at hand. The resolver made for that serves
+    the rest of the check too (`resolver_for`): it knows the same files."""
+
+    def __init__(self) -> None:
+        self.resolver: Resolver | None = None
+
+    def __call__(self, files: FileSet) -> Callable[[list[Note]], list[_Prechecked]]:
+        self.resolver = resolver = Resolver.of_files(files.notes, files.attachments)
+        return lambda notes: _precheck(resolver, notes)
+
+    def resolver_for(self, vault: Vault) -> Resolver | None:
+        """The resolver, now for the loaded `vault` (None when no note needed parsing)."""
+        if self.resolver is not None:
+            self.resolver.vault = vault
+        return self.resolver
+
+
+def precheck_factory(files: FileSet) -> Callable[[list[Note]], list[_Prechecked]]:
+    """`LinkPrecheck`, for callers that need not keep its resolver."""
+    return LinkPrecheck()(files)
+
+
+def _precheck(resolver: Resolver, notes: list[Note]) -> list[_Prechecked]:
+    """Every finding of `notes` that needs no other note's content: broken, ambiguous and
+    escaping links (with "did you mean", found for the whole batch at once) and headings or
+    blocks the note itself lacks. Links into other notes' headings and blocks are left over."""
+    global_memo = resolver._global_memo
+    failed: list[tuple[list[Any], int, Note, Link, Resolution]] = []
+    out: list[_Prechecked] = []
+    for note in notes:
+        path = note.path
+        found: list[Any] = []
+        pending: list[tuple[int, int, int, str, str | None, str | None]] = []
+        for i, link in enumerate(note.links):
+            res = global_memo.get(link.target)
+            if res is None:
+                res = resolver.resolve_target(link.target, path)
+            if res.status != "ok":
+                failed.append((found, i, note, link, res))
+                continue
+            if (link.heading is None and link.block is None) or not res.is_note:
+                continue
+            if res.path != path:
+                pending.append((i, link.line, link.column, res.path or "", link.heading, link.block))
+                continue
+            anchored = resolver.anchor_found(path, link.heading, link.block, note)
+            for d in _anchor_findings(note, note, link, anchored):
+                found.append((i, d.line, d.column, d.severity.value, d.code, d.message))
+        out.append((found, pending, resolver.anchors(note).plain()))
+    resolver.prime_suggestions({res.looked_for for *_, res in failed if res.looked_for is not None})
+    for found, i, note, link, res in failed:
+        d = _failure(resolver, note, link, res)
+        found.append((i, d.line, d.column, d.severity.value, d.code, d.message))
+    for found, _pending, _anchors in out:
+        found.sort(key=lambda item: item[0])  # back into link order (stable: heading, then block)
+    return out
+
+
+def _finish(resolver: Resolver, note: Note, prechecked: _Prechecked) -> tuple[list[Diagnostic], list[tuple[str, str]]]:
+    """A note's findings and dependencies, from its precheck and the other notes' anchors."""
+    vault = resolver.vault
+    found, pending, _anchors = prechecked
+    items = [(i, Diagnostic(note.path, line, col, _SEVERITY[sev], code, msg)) for i, line, col, sev, code, msg in found]
+    deps: dict[str, str] = {}
+    for i, line, column, target_path, heading, block in pending:
+        target = vault.notes.get(target_path)
+        deps[target_path] = target.sha256 if target is not None else ""
+        anchored = resolver.anchor_found(target_path, heading, block)
+        if target is None or False not in anchored:
+            continue
+        link = _link_at(note, i, line, column)
+        items.extend((i, d) for d in _anchor_findings(target, note, link, anchored))
+    if pending:
+        items.sort(key=lambda item: item[0])
+    return [d for _, d in items], sorted(deps.items())
+
+
+def _link_at(note: Note, index: int, line: int, column: int) -> Link:
+    """The link a precheck named by its index (checked against its position)."""
+    links = note.links
+    if index < len(links) and links[index].line == line and links[index].column == column:
+        return links[index]
+    return next(link for link in links if link.line == line and link.column == column)
 
 
 def _check_in_parallel(vault: Vault, notes: list[Note]) -> _Fresh | None:
@@ -85,7 +188,7 @@ def _check_in_parallel(vault: Vault, notes: list[Note]) -> _Fresh | None:
     fresh: _Fresh = {}
     for chunk in results:
         for path, found, deps in chunk:
-            diags = [Diagnostic(path, line, col, Severity(sev), code, msg) for line, col, sev, code, msg in found]
+            diags = [Diagnostic(path, line, col, _SEVERITY[sev], code, msg) for line, col, sev, code, msg in found]
             fresh[path] = (diags, deps)
     return fresh
 
@@ -94,49 +197,37 @@ def _check_chunk(paths: list[str]) -> list[tuple[str, list[tuple[Any, ...]], lis
     """Worker: findings and dependencies of some notes, as plain data."""
     vault = _FORKED_VAULT
     assert vault is not None
-    resolver = Resolver(vault)
-    notes = [vault.notes[p] for p in paths]
     out = []
-    for path, findings in _check(resolver, notes).items():
+    for path, (findings, deps) in _check(Resolver(vault), [vault.notes[p] for p in paths]).items():
         plain = [(d.line, d.column, d.severity.value, d.code, d.message) for d in findings]
-        out.append((path, plain, _dependencies(resolver, vault.notes[path], vault)))
+        out.append((path, plain, deps))
     return out
 
 
-def _check(resolver: Resolver, notes: list[Note]) -> dict[str, list[Diagnostic]]:
-    """Findings of each note. Every link is resolved first, without "did you mean"; then the
-    suggestions for all broken targets are found in one batch."""
-    found: dict[str, list[Diagnostic]] = {note.path: [] for note in notes}
-    resolved = list(resolver.failures(notes))
-    resolver.prime_suggestions({res.looked_for for _, _, res in resolved if res.looked_for is not None})
-    for note, link, res in resolved:
-        out = found[note.path]
-        if res.status == "ok":
-            if res.heading_ok is False:
-                out.append(_heading_missing(resolver.vault, note, link, res))
-            if res.block_ok is False:
-                out.append(_block_missing(resolver.vault, note, link, res))
-        elif res.escapes:
-            out.append(error(note.path, link.line, link.column, "path-escape",
-                             f"{link.raw} points outside the vault: link to a note inside it"))
-        elif res.status == "ambiguous":
-            out.append(_ambiguous(note, link, res))
-        else:
-            out.append(_broken(note, link, resolver.suggest(res.looked_for or link.target)))
-    return found
+def _check(resolver: Resolver, notes: list[Note]) -> _Fresh:
+    """Findings and dependencies of each note, checked here."""
+    return {note.path: _finish(resolver, note, pre) for note, pre in zip(notes, _precheck(resolver, notes))}
 
 
-def _dependencies(resolver: Resolver, note: Note, vault: Vault) -> list[tuple[str, str]]:
-    """(path, sha256) of the other notes whose headings or blocks `note` links to."""
-    deps: dict[str, str] = {}
-    for link in note.links:
-        if link.heading is None and link.block is None:
-            continue
-        res = resolver.resolve_target(link.target, note.path)
-        if res.status == "ok" and res.is_note and res.path and res.path != note.path:
-            target = vault.notes.get(res.path)
-            deps[res.path] = target.sha256 if target is not None else ""
-    return sorted(deps.items())
+def _failure(resolver: Resolver, note: Note, link: Link, res: Resolution) -> Diagnostic:
+    """The finding for a link whose path does not land."""
+    if res.escapes:
+        return error(note.path, link.line, link.column, "path-escape",
+                     f"{link.raw} points outside the vault: link to a note inside it")
+    if res.status == "ambiguous":
+        return _ambiguous(note, link, res)
+    return _broken(note, link, resolver.suggest(res.looked_for or link.target))
+
+
+def _anchor_findings(target: Note, note: Note, link: Link, found: tuple[bool | None, bool | None]) -> list[Diagnostic]:
+    """`found`: `Resolver.anchor_found` for the link."""
+    heading_ok, block_ok = found
+    out = []
+    if heading_ok is False:
+        out.append(_heading_missing(target, note, link))
+    if block_ok is False:
+        out.append(_block_missing(target, note, link))
+    return out
 
 
 class _ResultStore:
@@ -171,14 +262,14 @@ class _ResultStore:
                 target = vault.notes.get(path)
                 if (target.sha256 if target is not None else "") != dep_sha:
                     return None
-            return [Diagnostic(note.path, line, col, Severity(sev), code, msg) for line, col, sev, code, msg in kept]
+            return [Diagnostic(note.path, line, col, _SEVERITY[sev], code, msg) for line, col, sev, code, msg in kept]
         except (TypeError, ValueError):
             return None
 
     def remember(self, note: Note, deps: list[tuple[str, str]], findings: list[Diagnostic]) -> None:
         if not note.sha256:
             return
-        kept = [(d.line, d.column, d.severity.value, d.code, d.message) for d in findings]
+        kept = [(d.line, d.column, _SEVERITY_VALUE[d.severity], d.code, d.message) for d in findings]
         self.entries[note.path] = (note.sha256, deps, kept)
         self.dirty = True
 
@@ -235,8 +326,7 @@ def _ambiguous(note: Note, link: Link, res: Resolution) -> Diagnostic:
     )
 
 
-def _heading_missing(vault: Vault, note: Note, link: Link, res: Resolution) -> Diagnostic:
-    target = vault.notes[res.path or ""]
+def _heading_missing(target: Note, note: Note, link: Link) -> Diagnostic:
     name = "this note" if target.path == note.path else f"'{target.path}'"
     message = f"{link.raw}{_where(link)}: {name} has no heading '{link.heading}'"
     wanted = canonical_heading((link.heading or "").split("#")[-1])
@@ -249,8 +339,7 @@ def _heading_missing(vault: Vault, note: Note, link: Link, res: Resolution) -> D
     return error(note.path, link.line, link.column, "heading-missing", message)
 
 
-def _block_missing(vault: Vault, note: Note, link: Link, res: Resolution) -> Diagnostic:
-    target = vault.notes[res.path or ""]
+def _block_missing(target: Note, note: Note, link: Link) -> Diagnostic:
     name = "this note" if target.path == note.path else f"'{target.path}'"
     message = f"{link.raw}{_where(link)}: {name} has no block '^{link.block}'"
     ids = [b.id for b in target.blocks]

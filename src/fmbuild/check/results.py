@@ -135,10 +135,30 @@ _Plain = tuple[str, int, int, str, str, str]
 
 @dataclass
 class Stored:
+    """What the last full run left. Findings stay plain data until asked for: a run that cannot
+    reuse the whole result reads only the local findings of the notes it keeps."""
+
     key: str
     context: str
-    findings: list[Diagnostic]
-    local: dict[str, tuple[str, dict[str, list[Diagnostic]]]]  # path -> (sha256, rule -> findings)
+    plain_findings: list[Any]
+    plain_local: dict[str, Any]  # path -> (sha256, rule -> plain findings)
+
+    def findings(self) -> list[Diagnostic] | None:
+        """Every finding of the last run (None when they are of the wrong shape)."""
+        try:
+            return [_diagnostic(item) for item in self.plain_findings]
+        except (TypeError, ValueError, KeyError):
+            return None
+
+    def local(self, path: str, sha256: str) -> dict[str, list[Diagnostic]] | None:
+        """The local rules' findings on the note at `path`, if it still has this content."""
+        try:
+            sha, rules = self.plain_local[path]
+            if sha != sha256:
+                return None
+            return {name: [_diagnostic(item) for item in items] for name, items in rules.items()}
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
 
 
 def stored(vault: Vault) -> Stored | None:
@@ -148,16 +168,10 @@ def stored(vault: Vault) -> Stored | None:
     content, _why = read_plain(vault.cache_dir / RESULTS_FILE)
     if not isinstance(content, dict):
         return None
-    try:
-        local = {
-            path: (sha, {name: [_diagnostic(item) for item in items] for name, items in rules.items()})
-            for path, (sha, rules) in content["local"].items()
-        }
-        return Stored(
-            str(content["key"]), str(content["context"]), [_diagnostic(item) for item in content["findings"]], local
-        )
-    except (KeyError, TypeError, ValueError, AttributeError):
+    findings, local = content.get("findings"), content.get("local")
+    if not isinstance(findings, list) or not isinstance(local, dict):
         return None
+    return Stored(str(content.get("key")), str(content.get("context")), findings, local)
 
 
 def store(
@@ -180,9 +194,12 @@ def store(
 
 
 def _plain(d: Diagnostic) -> _Plain:
-    return (d.path, d.line, d.column, d.severity.value, d.code, d.message)
+    return (d.path, d.line, d.column, d.severity._value_, d.code, d.message)  # (.value is a slow property)
+
+
+_SEVERITY = {s.value: s for s in Severity}
 
 
 def _diagnostic(item: _Plain) -> Diagnostic:
     path, line, column, severity, code, message = item
-    return Diagnostic(path, line, column, Severity(severity), code, message)
+    return Diagnostic(path, line, column, _SEVERITY[severity], code, message)

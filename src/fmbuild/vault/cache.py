@@ -1,6 +1,6 @@
 """The incremental parse cache under `.fmbuild/`: an unchanged file is not parsed again.
 
-The file is plain data only, never pickle: a header (magic, format version, a BLAKE2b digest
+The file is plain data only, never pickle: a header (magic, format version, a SHA-256 digest
 of the payload) and a `marshal` payload of dicts, lists, tuples, strings and numbers. The
 digest is checked before the payload is decoded, so a truncated or corrupted file is discarded
 without being read; the payload names the fmbuild fingerprint (version plus a hash of the parser
@@ -18,30 +18,35 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import marshal
-import sys
 import os
+import sys
 import tempfile
 import uuid
+from dataclasses import dataclass
 from functools import lru_cache
+from itertools import starmap
 from pathlib import Path
 from typing import Any
 
 from fmbuild import __version__
 from fmbuild.diagnostics import Diagnostic, Severity
-from fmbuild.vault.model import Block, Hazard, Heading, Link, LinkKind, MetricRef, Note, Tag
+from fmbuild.vault.model import Block, Hazard, Heading, Link, LinkKind, MetricRef, Note, Tag, link_file_name
 
 CACHE_DIR = ".fmbuild"
 CACHE_FILE = "parse-cache.bin"
 DELTA_FILE = "parse-cache.delta.bin"
+LINKS_FILE = "parse-cache.links.bin"
 DELTA_SHARE = 0.05  # changes beyond this share of the entries: write the whole cache again
 DELTA_MIN = 64
 MAGIC = b"FMBPARSE"
-FORMAT = 1
+FORMAT = 3
 _DIGEST = 32
 _MARSHAL_VERSION = 4
 
 # Every module that shapes a parsed note: a change to any of them makes old entries stale.
-_SOURCES = ("parse.py", "regions.py", "frontmatter.py", "html.py", "tables.py", "lines.py", "model.py", "cache.py")
+_SOURCES = (
+    "parse.py", "regions.py", "frontmatter.py", "fast_yaml.py", "html.py", "tables.py", "lines.py", "model.py", "cache.py",
+)
 
 
 @lru_cache(maxsize=1)
@@ -58,20 +63,27 @@ def fingerprint() -> str:
     return h.hexdigest()
 
 
-# (size, mtime_ns, the note packed on its own): unchanged entries are written back as they are,
-# so saving after one edit costs a copy, not a re-encoding of the whole vault.
-Entry = tuple[int, int, bytes]
+# (size, mtime_ns, the note packed on its own, its body links): unchanged entries are written
+# back as they are, so saving after one edit costs a copy, not a re-encoding of the whole
+# vault. The body links are packed bytes, or where they lie in the links file
+# (offset, length, SHA-256 digest) when the entry came from the main file.
+Entry = tuple[int, int, bytes, "bytes | tuple[int, int, bytes]"]
 
 
 class ParseCache:
     """Entries by path. A run that changes a few files writes only those to a small side file
     (`parse-cache.delta.bin`, tied to the generation of the main file it amends) instead of
     rewriting the whole cache: with 10,000 notes that rewrite is a tenth of a second. Once the
-    changes pass `DELTA_SHARE` of the entries, the whole cache is written again."""
+    changes pass `DELTA_SHARE` of the entries, the whole cache is written again.
+
+    Body links are most of a cache's bytes and few runs read them (only for the notes a check
+    looks at afresh), so the main file keeps them apart, in `parse-cache.links.bin`: a note
+    reads its own slice when its links are first asked for, checked against its digest."""
 
     def __init__(self, path: Path, vault_root: Path) -> None:
         self.path = path
         self.delta_path = path.with_name(DELTA_FILE)
+        self.links_path = path.with_name(LINKS_FILE)
         self.vault_root = str(vault_root)
         self.fingerprint = fingerprint()
         self.entries: dict[str, Entry] = {}
@@ -79,6 +91,7 @@ class ParseCache:
         self.discarded: str | None = None  # why an existing cache file was not used
         self.generation: str | None = None  # of the main file as loaded (None: none usable)
         self.changes: dict[str, Entry | None] = {}  # since the main file was written (None: gone)
+        self.links_file: _LinksFile | None = None
 
     @classmethod
     def for_vault(cls, cache_root: Path, vault_root: Path) -> "ParseCache":
@@ -96,6 +109,8 @@ class ParseCache:
         self.entries = content["entries"]
         generation = content.get("generation")
         self.generation = generation if isinstance(generation, str) else None
+        if self.generation is not None:
+            self.links_file = _LinksFile(self.links_path, self.generation)
         delta, _why = read_plain(self.delta_path)  # a damaged side file only costs re-parses
         if (
             self.generation is not None
@@ -124,19 +139,26 @@ class ParseCache:
         try:
             if entry[0] != size or entry[1] != mtime_ns:
                 return None
-            return decode_note(path, marshal.loads(entry[2]), source=os.path.join(self.vault_root, path))
+            body = entry[3]
+            if not isinstance(body, bytes):
+                if self.links_file is None:
+                    raise TypeError("links")
+                offset, length, digest = body
+                body = _LinksSlice(self.links_file, int(offset), int(length), bytes(digest))
+            return decode_note(path, marshal.loads(entry[2]), source=f"{self.vault_root}/{path}", body=body)
         except (TypeError, ValueError, IndexError, KeyError, AttributeError, EOFError):
             self._forget(path)  # wrong shape: never trusted, parsed again
             return None
 
     # --- writing ------------------------------------------------------------------------------------
 
-    def put(self, path: str, size: int, mtime_ns: int, packed: bytes | None) -> None:
+    def put(self, path: str, size: int, mtime_ns: int, packed: tuple[bytes, bytes] | None) -> None:
         """Remember a note packed with `pack_note` (None: forget the file)."""
         if packed is None:
             self._forget(path)
             return
-        self.entries[path] = self.changes[path] = (size, mtime_ns, packed)
+        meta, body = packed
+        self.entries[path] = self.changes[path] = (size, mtime_ns, meta, body)
         self.dirty = True
 
     def _forget(self, path: str) -> None:
@@ -161,15 +183,75 @@ class ParseCache:
                 self.dirty = False
                 return
         generation = uuid.uuid4().hex
-        if write_plain(self.path, {**header, "generation": generation, "entries": self.entries}):
+        entries = self._write_links(generation)
+        if entries is not None and write_plain(self.path, {**header, "generation": generation, "entries": entries}):
             try:  # the old side file names the old generation: it would be ignored anyway
                 self.delta_path.unlink()
             except OSError:
                 pass
+            self.entries = entries
             self.generation = generation
+            self.links_file = _LinksFile(self.links_path, generation)
             self.changes = {}
             self.dirty = False
             self.discarded = None
+
+    def _write_links(self, generation: str) -> dict[str, Entry] | None:
+        """Write every entry's body links to a new links file; the entries that point into it
+        (None when it cannot be written). Links the old file holds are read from it first: an
+        entry whose slice fails its digest is left out (its note is simply parsed again)."""
+        chunks: list[bytes] = [MAGIC, bytes([FORMAT]), generation.encode("ascii")]
+        offset = sum(len(c) for c in chunks)
+        entries: dict[str, Entry] = {}
+        for path, (size, mtime_ns, meta, body) in self.entries.items():
+            if not isinstance(body, bytes):
+                found = self.links_file.read(*body) if self.links_file is not None else None
+                if found is None:
+                    continue
+                body = found
+            chunks.append(body)
+            entries[path] = (size, mtime_ns, meta, (offset, len(body), hashlib.sha256(body).digest()))
+            offset += len(body)
+        if not _write_atomically(self.links_path, b"".join(chunks)):
+            return None
+        return entries
+
+
+class _LinksFile:
+    """The links file of one generation, read whole when a note first needs its links."""
+
+    def __init__(self, path: Path, generation: str) -> None:
+        self.path = path
+        self.generation = generation
+        self._data: bytes | None = None
+
+    def read(self, offset: int, length: int, digest: bytes) -> bytes | None:
+        """One entry's slice, or None when the file is missing, of another generation, or the
+        slice does not match its digest."""
+        if self._data is None:
+            try:
+                data = self.path.read_bytes()
+            except OSError:
+                data = b""
+            head = MAGIC + bytes([FORMAT]) + self.generation.encode("ascii")
+            self._data = data if data.startswith(head) else b""
+        blob = self._data[offset : offset + length]
+        if len(blob) != length or hashlib.sha256(blob).digest() != digest:
+            return None
+        return blob
+
+
+@dataclass(frozen=True, slots=True)
+class _LinksSlice:
+    """Where a cached note's body links lie in the links file."""
+
+    file: _LinksFile
+    offset: int
+    length: int
+    digest: bytes
+
+    def read(self) -> bytes | None:
+        return self.file.read(self.offset, self.length, self.digest)
 
 
 # --- plain-data files ----------------------------------------------------------------------------------
@@ -189,9 +271,9 @@ def read_plain(path: Path) -> tuple[Any | None, str | None]:
     if data[len(MAGIC)] != FORMAT:
         return None, "another cache format"
     digest = data[len(MAGIC) + 1 : header]
-    payload = data[header:]
+    payload = memoryview(data)[header:]  # (a slice of a large cache would be a copy)
     # The digest is checked first: a damaged file never reaches the decoder.
-    if hashlib.blake2b(payload, digest_size=_DIGEST).digest() != digest:
+    if payload_digest(payload) != digest:
         return None, "corrupt (digest mismatch)"
     try:
         return marshal.loads(payload), None
@@ -205,7 +287,15 @@ def write_plain(path: Path, content: Any) -> bool:
         payload = marshal.dumps(content, _MARSHAL_VERSION)
     except ValueError:
         return False
-    blob = MAGIC + bytes([FORMAT]) + hashlib.blake2b(payload, digest_size=_DIGEST).digest() + payload
+    return _write_atomically(path, MAGIC + bytes([FORMAT]) + payload_digest(payload) + payload)
+
+
+def payload_digest(payload: bytes | memoryview) -> bytes:
+    """The digest a cache file carries of its payload (SHA-256: hardware-fast on most CPUs)."""
+    return hashlib.sha256(payload).digest()
+
+
+def _write_atomically(path: Path, blob: bytes) -> bool:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _write_ignore_file(path.parent)
@@ -256,14 +346,21 @@ def encode_note(note: Note) -> tuple[Any, ...] | None:
         dates,
         note.field_lines,
         note.body_line,
-        [(h.level, h.text, h.line) for h in note.headings],
-        [(b.id, b.line) for b in note.blocks],
+        # Headings, blocks and raw-HTML hazards are read only for the notes a run checks
+        # afresh (and link targets): kept packed until first read.
+        marshal.dumps(
+            (
+                [(h.level, h.text, h.line) for h in note.headings],
+                [(b.id, b.line) for b in note.blocks],
+                [(h.kind, h.text, h.line, h.column) for h in note.hazards],
+            ),
+            _MARSHAL_VERSION,
+        ),
         [(i(t.name), t.line, t.column, t.inline) for t in note.tags],
         _split_links(note.links, note.table_rows),
         # decoded when first read (only while deprecated notes exist): a plain list of names
-        marshal.dumps(sorted(note.link_names, key=lambda name: (name is None, name or "")), _MARSHAL_VERSION),
+        marshal.dumps(sorted(_link_names(note.links), key=lambda name: (name is None, name or "")), _MARSHAL_VERSION),
         [(m.module, m.metric, m.fmt, m.line, m.column, m.raw) for m in note.metric_refs],
-        [(h.kind, h.text, h.line, h.column) for h in note.hazards],
         note.table_rows,
         [(d.line, d.column, d.severity.value, d.code, d.message) for d in note.problems],
     )
@@ -284,6 +381,11 @@ def _split_links(links: list[Link], table_rows: list[int]) -> tuple[Any, Any, by
     return _link_columns(links[:count]), _link_columns(table), marshal.dumps(_link_columns(rest), _MARSHAL_VERSION)
 
 
+def _link_names(links: list[Link]) -> set[str | None]:
+    """`Note.link_names`, each distinct target worked out once."""
+    return {link_file_name(target) for target in {link.target for link in links}}
+
+
 def _link_columns(links: list[Link]) -> tuple[list[Any], ...] | tuple[()]:
     """Links as ten parallel lists (one per field): far fewer objects to build than one tuple
     per link, which is what makes a warm load fast."""
@@ -291,8 +393,8 @@ def _link_columns(links: list[Link]) -> tuple[list[Any], ...] | tuple[()]:
         return ()
     i = sys.intern  # equal strings become one object: marshal then stores them once
     return (
-        [i(l.kind.value) for l in links],
-        [i(l.target) for l in links],
+        [l.kind._value_ for l in links],  # (`.value` is a property, many times slower)
+        [l.target for l in links],
         [l.heading and i(l.heading) for l in links],
         [l.block for l in links],
         [l.alias for l in links],
@@ -304,50 +406,65 @@ def _link_columns(links: list[Link]) -> tuple[list[Any], ...] | tuple[()]:
     )
 
 
-def pack_note(note: Note) -> bytes | None:
-    """`encode_note`, as bytes (None when the note cannot be cached)."""
+def pack_note(note: Note) -> tuple[bytes, bytes] | None:
+    """`encode_note` as bytes: (the note without its body links, the body links), or None
+    when the note cannot be cached."""
     encoded = encode_note(note)
-    return marshal.dumps(encoded, _MARSHAL_VERSION) if encoded is not None else None
+    if encoded is None:
+        return None
+    props, table, body = encoded[_LINKS]
+    meta = list(encoded)
+    meta[_LINKS] = (props, table, b"")
+    return marshal.dumps(tuple(meta), _MARSHAL_VERSION), body
 
 
-def unpack_note(path: str, packed: bytes, source: str | None = None) -> Note:
-    return decode_note(path, marshal.loads(packed), source=source)
+def unpack_note(path: str, packed: tuple[bytes, bytes], source: str | None = None) -> Note:
+    meta, body = packed
+    return decode_note(path, marshal.loads(meta), source=source, body=body)
 
 
-def decode_note(path: str, data: tuple[Any, ...], source: str | None = None) -> Note:
+_LINKS = 8  # where `encode_note` puts the links
+
+
+def decode_note(path: str, data: tuple[Any, ...], source: str | None = None, body: Any = None) -> Note:
     """A cached note. Its links stay packed until first read (`CachedNote`); `source` is the
-    file to parse again should they turn out not to decode."""
-    (sha256, size, frontmatter, dates, field_lines, body_line, headings, blocks, tags, links, names, refs, hazards,
-     rows, problems) = data
+    file to parse again should they turn out not to decode. `body`: the body links kept apart
+    from `data` (packed bytes, or a `_LinksSlice` read when first needed)."""
+    (sha256, size, frontmatter, dates, field_lines, body_line, rest, tags, links, names, refs, rows, problems) = data
     if not isinstance(frontmatter, dict) or not isinstance(field_lines, dict):
         raise TypeError("frontmatter")
+    if not isinstance(rest, bytes):
+        raise TypeError("headings")
     if dates:
         frontmatter = _restore_dates(frontmatter, dates)
-    props, table, body = links
-    if not isinstance(body, bytes):
+    props, table, inline = links
+    if body is None:
+        body = inline
+    if not isinstance(body, (bytes, _LinksSlice)):
         raise TypeError("links")
     note = CachedNote(
         path=path,
         frontmatter=frontmatter,
         field_lines=field_lines,
         body_line=int(body_line),
-        headings=[Heading(*h) for h in headings],
-        blocks=[Block(*b) for b in blocks],
-        tags=[Tag(*t) for t in tags],
+        headings=None,  # type: ignore[arg-type]
+        blocks=None,  # type: ignore[arg-type]
+        tags=list(starmap(Tag, tags)),
         links=None,  # type: ignore[arg-type]
-        metric_refs=[MetricRef(*m) for m in refs],
-        hazards=[Hazard(*h) for h in hazards],
-        table_rows=[int(r) for r in rows],
-        problems=[Diagnostic(path, p[0], p[1], _SEVERITIES[p[2]], p[3], p[4]) for p in problems],
+        metric_refs=list(starmap(MetricRef, refs)) if refs else [],
+        hazards=None,  # type: ignore[arg-type]
+        table_rows=[int(r) for r in rows] if rows else [],
+        problems=[Diagnostic(path, p[0], p[1], _SEVERITIES[p[2]], p[3], p[4]) for p in problems] if problems else [],
         sha256=str(sha256),
         size=int(size),
     )
     if not isinstance(names, bytes):
         raise TypeError("link names")
     note._names = names
-    note._props = _link_objects(props) if props is not None else None
-    note._table = _link_objects(table) if props is not None else None
+    note._props = (_link_objects(props) if props else []) if props is not None else None
+    note._table = (_link_objects(table) if table else []) if props is not None else None
     note._packed_links = body
+    note._packed_rest = rest
     note._source = source
     return note
 
@@ -366,14 +483,77 @@ def _link_objects(columns: Any) -> list[Link]:
 
 
 _LINKS_SLOT = Note.links  # the slot where a Note keeps its links (a member descriptor)
+_HEADINGS_SLOT = Note.headings
+_BLOCKS_SLOT = Note.blocks
+_HAZARDS_SLOT = Note.hazards
 
 
 class CachedNote(Note):
     """A note read from the cache. Its links, most of its bulk, are decoded when first read:
-    the rules of a warm check read the links of the few notes that changed, not of all.
-    Anything else behaves as `Note`."""
+    the rules of a warm check read the links of the few notes that changed, not of all. So
+    are its headings, blocks and hazards. Anything else behaves as `Note`."""
 
-    __slots__ = ("_names", "_props", "_table", "_packed_links", "_source")
+    __slots__ = ("_names", "_props", "_table", "_packed_links", "_packed_rest", "_source")
+
+    @property  # type: ignore[override]
+    def headings(self) -> list[Heading]:
+        value = _HEADINGS_SLOT.__get__(self, Note)
+        return value if value is not None else self._unpack_rest()[0]
+
+    @headings.setter
+    def headings(self, value: list[Heading]) -> None:
+        _HEADINGS_SLOT.__set__(self, value)
+
+    @property  # type: ignore[override]
+    def blocks(self) -> list[Block]:
+        value = _BLOCKS_SLOT.__get__(self, Note)
+        return value if value is not None else self._unpack_rest()[1]
+
+    @blocks.setter
+    def blocks(self, value: list[Block]) -> None:
+        _BLOCKS_SLOT.__set__(self, value)
+
+    @property  # type: ignore[override]
+    def hazards(self) -> list[Hazard]:
+        value = _HAZARDS_SLOT.__get__(self, Note)
+        return value if value is not None else self._unpack_rest()[2]
+
+    @hazards.setter
+    def hazards(self, value: list[Hazard]) -> None:
+        _HAZARDS_SLOT.__set__(self, value)
+
+    def _unpack_rest(self) -> tuple[list[Heading], list[Block], list[Hazard]]:
+        """Decode headings, blocks and hazards together (those not set since)."""
+        try:
+            headings, blocks, hazards = marshal.loads(self._packed_rest)
+            decoded = ([Heading(*h) for h in headings], [Block(*b) for b in blocks], [Hazard(*h) for h in hazards])
+        except (TypeError, ValueError, IndexError, KeyError, EOFError):
+            decoded = self._parse_again_rest()
+        out = []
+        for slot, value in zip((_HEADINGS_SLOT, _BLOCKS_SLOT, _HAZARDS_SLOT), decoded):
+            current = slot.__get__(self, Note)
+            if current is None:
+                slot.__set__(self, value)
+                current = value
+            out.append(current)
+        self._packed_rest = b""
+        return out[0], out[1], out[2]
+
+    def _parse_again_rest(self) -> tuple[list[Heading], list[Block], list[Hazard]]:
+        note = self._parse_again()
+        return (note.headings, note.blocks, note.hazards) if note is not None else ([], [], [])
+
+    def _parse_again(self) -> Note | None:
+        """The note parsed from its file: the truth when a cache entry turns out not to decode
+        (the file's digest held, so it was written so)."""
+        from fmbuild.vault.parse import parse_note
+
+        try:
+            with open(self._source or "", "rb") as fh:
+                text = fh.read().decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+        return parse_note(self.path, text)
 
     @property  # type: ignore[override]
     def links(self) -> list[Link]:
@@ -425,30 +605,56 @@ class CachedNote(Note):
 
     def _unpack_links(self) -> list[Link]:
         try:
-            body = _decode_links(self._packed_links)
+            packed = self._packed_links
+            if isinstance(packed, _LinksSlice):
+                packed = packed.read()
+                if packed is None:
+                    raise ValueError("links file")
+            body = _decode_links(packed)
             if self._table:  # back into reading order
                 body = sorted([*self._table, *body], key=lambda link: (link.line, link.column))
             return [*self._props, *body] if self._props is not None else body
         except (TypeError, ValueError, IndexError, KeyError, EOFError):
             pass
-        # A cache entry of the wrong shape (the file's digest held, so it was written so):
-        # the note's own text is the truth.
-        from fmbuild.vault.parse import parse_note
-
-        try:
-            with open(self._source or "", "rb") as fh:
-                text = fh.read().decode("utf-8")
-        except (OSError, UnicodeDecodeError):
-            return []
-        return parse_note(self.path, text).links
+        note = self._parse_again()
+        return note.links if note is not None else []
 
 
 _PLAIN = (str, int, float, bool, type(None), bytes)
 
 
+_PLAIN_TYPES = frozenset(_PLAIN)
+
+
+def _flat(d: dict[Any, Any]) -> bool:
+    """A mapping of string keys to plain values (a `mitigates:` entry, say)."""
+    plain = _PLAIN_TYPES
+    return all(type(k) is str and type(v) in plain for k, v in d.items())
+
+
 def _encode_frontmatter(fm: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[tuple[Any, ...], str, str]]]:
     """Dates become ISO strings, remembered by their key path so they can be put back."""
     dates: list[tuple[tuple[Any, ...], str, str]] = []
+    plain = _PLAIN_TYPES
+    # The usual frontmatter: string keys, plain values, lists of strings and a date or two,
+    # encoded here without a call per value.
+    out: dict[str, Any] = {}
+    for k, v in fm.items():
+        t = type(v)
+        if type(k) is not str:
+            break
+        if t in plain:
+            out[k] = v
+        elif t is _dt.date:
+            dates.append(((k,), "date", v.isoformat()))
+            out[k] = None
+        elif t is list and all(type(x) is str or (type(x) is dict and _flat(x)) for x in v):
+            out[k] = v
+        else:
+            break
+    else:
+        return out, dates
+    dates = []
 
     def walk(value: Any, where: tuple[Any, ...]) -> Any:
         if isinstance(value, _dt.datetime):

@@ -11,6 +11,7 @@ from typing import Any, Iterator
 import yaml
 
 from fmbuild.diagnostics import Diagnostic, error
+from fmbuild.vault.fast_yaml import FastReader
 from fmbuild.vault.lines import Lines
 
 # libyaml's loader where PyYAML was built with it; the pure-Python one reads the same YAML.
@@ -69,6 +70,10 @@ def _timestamp_or_text(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
 
 _FrontmatterLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_or_text)
 
+# Reads the everyday subset of frontmatter without building a loader per note; it resolves and
+# builds scalars with _FrontmatterLoader's own table and returns None for anything else.
+_FAST = FastReader(_FrontmatterLoader)
+
 
 def load_yaml(text: str) -> Any:
     """The YAML of a frontmatter block, read safely (raises yaml.YAMLError and, for values
@@ -78,6 +83,15 @@ def load_yaml(text: str) -> Any:
 
 def load_yaml_checked(text: str) -> tuple[Any, list[DuplicateKey]]:
     """`load_yaml`, and the duplicate keys it met (in the order they appear)."""
+    fast = _FAST.read(text)
+    if fast is not None:
+        data, duplicates = fast
+        return data, [DuplicateKey(*duplicate) for duplicate in duplicates]
+    return load_yaml_checked_slow(text)
+
+
+def load_yaml_checked_slow(text: str) -> tuple[Any, list[DuplicateKey]]:
+    """`load_yaml_checked` through libyaml alone (the reference the fast path must match)."""
     loader = _FrontmatterLoader(text)
     try:
         data = loader.get_single_data()

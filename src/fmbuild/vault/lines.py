@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
+
+_NEWLINE = re.compile(r"\n")
 
 
 class Lines:
@@ -12,11 +15,8 @@ class Lines:
 
     def __init__(self, text: str) -> None:
         starts = [0]
-        find = text.find
-        i = find("\n")
-        while i >= 0:
-            starts.append(i + 1)
-            i = find("\n", i + 1)
+        # One regex scan and a comprehension: fewer bytecodes per line than a `str.find` loop.
+        starts += [m.end() for m in _NEWLINE.finditer(text)]
         self.starts = starts
 
     def pos(self, offset: int) -> tuple[int, int]:

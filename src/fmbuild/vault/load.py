@@ -16,7 +16,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from fmbuild.config import DEFAULT_MAX_FILE_BYTES, Config, ConfigError, find_config, load_config
 from fmbuild.diagnostics import Diagnostic, error
@@ -26,6 +26,22 @@ from fmbuild.vault.model import Note, Vault
 NOTE_SUFFIX = ".md"
 # Below this many notes to parse, worker processes cost more than they save.
 PARALLEL_THRESHOLD = 400
+
+
+@dataclass(frozen=True, slots=True)
+class FileSet:
+    """Every file the walk found, before any note is read: enough to tell where a link path
+    points (`Resolver.of_files`)."""
+
+    notes: tuple[str, ...]  # every note file, whether or not it can be parsed
+    attachments: frozenset[str]
+
+
+# Work done on freshly parsed notes inside the parse workers, while each note is at hand: a
+# factory gets the file set (in the parent, before the workers start) and returns a function
+# from a batch of notes to one plain-data result per note (`Vault.analysis`).
+NoteAnalyser = Callable[[list[Note]], list[Any]]
+AnalyserFactory = Callable[[FileSet], NoteAnalyser]
 
 
 @dataclass(slots=True)
@@ -40,7 +56,11 @@ class _File:
 
 
 def load_project(
-    start: Path | None = None, vault: Path | None = None, *, use_cache: bool = True
+    start: Path | None = None,
+    vault: Path | None = None,
+    *,
+    use_cache: bool = True,
+    analyse: AnalyserFactory | None = None,
 ) -> tuple[Config | None, Vault]:
     """The configuration and the loaded vault.
 
@@ -48,7 +68,7 @@ def load_project(
     upwards, and its vault is loaded. With `vault`: that folder is the vault; the configuration
     applies only when an `fmbuild.toml` above it names this very folder as its vault, otherwise
     the folder is checked as a plain Obsidian vault. Raises `ConfigError` on configuration
-    errors and when there is nothing to load.
+    errors and when there is nothing to load. `analyse`: see `load_vault`.
     """
     if vault is not None:
         root = Path(vault)
@@ -63,7 +83,7 @@ def load_project(
             candidate = load_config(config_path)
             if candidate.vault_path == root:
                 config = candidate
-        return config, load_vault(root, config, use_cache=use_cache)
+        return config, load_vault(root, config, use_cache=use_cache, analyse=analyse)
     config_path = find_config(start or Path.cwd())
     if config_path is None:
         raise ConfigError(
@@ -73,13 +93,18 @@ def load_project(
     config = load_config(config_path)
     if not config.vault_path.is_dir():
         raise ConfigError(f"{config_path.name}: [vault].path: {config.vault_path} is not a folder")
-    return config, load_vault(config.vault_path, config, use_cache=use_cache)
+    return config, load_vault(config.vault_path, config, use_cache=use_cache, analyse=analyse)
 
 
 # --- loading ------------------------------------------------------------------------------------------
 
 
-def load_vault(root: Path, config: Config | None, *, use_cache: bool = True) -> Vault:
+def load_vault(
+    root: Path, config: Config | None, *, use_cache: bool = True, analyse: AnalyserFactory | None = None
+) -> Vault:
+    """The vault under `root`. With `analyse`, every note parsed in this run (not those the
+    cache held) is also handed to the analyser it makes, in the worker that parsed it, and the
+    results land in `Vault.analysis`."""
     root = Path(root).resolve()
     max_bytes = config.max_file_bytes if config is not None else DEFAULT_MAX_FILE_BYTES
     templates = config.templates if config is not None else _obsidian_templates_folder(root)
@@ -97,7 +122,7 @@ def load_vault(root: Path, config: Config | None, *, use_cache: bool = True) -> 
         if use_cache:
             cache = ParseCache.for_vault(config.project_root if config is not None else root, root)
             cache.load()
-        vault = _load(root, config, walker, cache)
+        vault = _load(root, config, walker, cache, analyse)
     finally:
         if collecting:
             gc.enable()
@@ -105,8 +130,11 @@ def load_vault(root: Path, config: Config | None, *, use_cache: bool = True) -> 
     return vault
 
 
-def _load(root: Path, config: Config | None, walker: "_Walker", cache: ParseCache | None) -> Vault:
+def _load(
+    root: Path, config: Config | None, walker: "_Walker", cache: ParseCache | None, analyse: AnalyserFactory | None
+) -> Vault:
     notes: dict[str, Note] = {}
+    analysis: dict[str, Any] = {}
     problems = list(walker.problems)
     unparsed = set(walker.unparsed)
     to_parse: list[_File] = []
@@ -117,7 +145,11 @@ def _load(root: Path, config: Config | None, walker: "_Walker", cache: ParseCach
         else:
             to_parse.append(f)
 
-    for f, outcome in _parse_all(to_parse):
+    # Made only when there is something to parse (in this process: forked workers inherit it).
+    analyser = analyse(walker.file_set()) if analyse is not None and to_parse else None
+    for f, outcome, result in _parse_all(to_parse, analyser):
+        if result is not None:
+            analysis[f.path] = result
         if isinstance(outcome, Diagnostic):
             problems.append(outcome)
             unparsed.add(f.path)
@@ -142,6 +174,7 @@ def _load(root: Path, config: Config | None, walker: "_Walker", cache: ParseCach
         folders=walker.folders,
         unparsed=unparsed,
         cache_dir=cache.path.parent if cache is not None else None,
+        analysis=analysis,
     )
 
 
@@ -190,24 +223,37 @@ def _encoding_problem(path: str, data: bytes, exc: UnicodeDecodeError) -> Diagno
     )
 
 
-def _parse_chunk(items: list[tuple[str, str]]) -> list[tuple[str, Any]]:
-    """Worker: parse files and hand back each note packed for the cache: bytes, cheap to send."""
-    out: list[tuple[str, Any]] = []
-    for path, abspath in items:
-        outcome = _read_and_parse(path, abspath)
+_WORKER_ANALYSER: NoteAnalyser | None = None  # what forked parse workers run on each batch (inherited)
+
+
+def _analysed(outcomes: list[_Outcome], analyser: NoteAnalyser | None) -> list[Any]:
+    """The analyser's result for each outcome (None for files that did not become notes)."""
+    if analyser is None:
+        return [None] * len(outcomes)
+    parsed = [o[0] for o in outcomes if not isinstance(o, Diagnostic)]
+    results = iter(analyser(parsed) if parsed else ())
+    return [None if isinstance(o, Diagnostic) else next(results) for o in outcomes]
+
+
+def _parse_chunk(items: list[tuple[str, str]]) -> list[tuple[str, Any, Any]]:
+    """Worker: parse files and hand back each note packed for the cache (bytes, cheap to send),
+    with the analyser's result for it."""
+    outcomes = [_read_and_parse(path, abspath) for path, abspath in items]
+    out: list[tuple[str, Any, Any]] = []
+    for (path, _), outcome, result in zip(items, outcomes, _analysed(outcomes, _WORKER_ANALYSER)):
         if isinstance(outcome, Diagnostic):
-            out.append((path, ("problem", outcome.line, outcome.column, outcome.code, outcome.message)))
+            out.append((path, ("problem", outcome.line, outcome.column, outcome.code, outcome.message), None))
         else:
             note, packed = outcome
-            out.append((path, ("note", packed) if packed is not None else ("raw", note)))
+            out.append((path, ("note", packed) if packed is not None else ("raw", note), result))
     return out
 
 
-def _parse_all(files: list[_File]) -> Iterable[tuple[_File, _Outcome]]:
+def _parse_all(files: list[_File], analyser: NoteAnalyser | None = None) -> Iterable[tuple[_File, _Outcome, Any]]:
+    global _WORKER_ANALYSER
     workers = worker_count(len(files), PARALLEL_THRESHOLD)
     if workers <= 1:
-        for f in files:
-            yield f, _read_and_parse(f.path, f.abspath)
+        yield from _parse_here(files, analyser)
         return
     by_path = {f.path: f for f in files}
     chunk = max(50, len(files) // (workers * 4))
@@ -219,19 +265,29 @@ def _parse_all(files: list[_File]) -> Iterable[tuple[_File, _Outcome]]:
         from concurrent.futures import ProcessPoolExecutor
 
         context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            # Each batch is unpacked as soon as it arrives, while the workers parse the next:
-            # the parent's unpacking no longer waits for the last batch.
-            for batch in pool.map(_parse_chunk, batches):
-                decoded = [_decode_outcome(by_path[path], payload) for path, payload in batch]
-                done += 1
-                yield from decoded
+        _WORKER_ANALYSER = analyser
+        try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                # Each batch is unpacked as soon as it arrives, while the workers parse the next:
+                # the parent's unpacking no longer waits for the last batch.
+                for batch in pool.map(_parse_chunk, batches):
+                    decoded = [(*_decode_outcome(by_path[path], payload), result) for path, payload, result in batch]
+                    done += 1
+                    yield from decoded
+        finally:
+            _WORKER_ANALYSER = None
     except (OSError, RuntimeError, ValueError):
         # No processes to be had (sandbox, limits), or the pool broke: parse the rest here.
         for batch in batches[done:]:
-            for path, _ in batch:
-                f = by_path[path]
-                yield f, _read_and_parse(f.path, f.abspath)
+            yield from _parse_here([by_path[path] for path, _ in batch], analyser)
+
+
+def _parse_here(files: list[_File], analyser: NoteAnalyser | None) -> Iterable[tuple[_File, _Outcome, Any]]:
+    """Parse in this process, handing the analyser batches of notes."""
+    for i in range(0, len(files), 500):
+        chunk = files[i : i + 500]
+        outcomes = [_read_and_parse(f.path, f.abspath) for f in chunk]
+        yield from zip(chunk, outcomes, _analysed(outcomes, analyser))
 
 
 def _decode_outcome(f: _File, payload: tuple[Any, ...]) -> tuple[_File, _Outcome]:
@@ -292,6 +348,10 @@ class _Walker:
     def walk(self) -> None:
         self._walk_dir(str(self.root), "")
         self.notes.sort(key=lambda f: f.path)
+
+    def file_set(self) -> FileSet:
+        notes = sorted({f.path for f in self.notes} | self.unparsed)
+        return FileSet(tuple(notes), frozenset(self.attachments))
 
     def _inside(self, real: str) -> bool:
         return real == self.root_real or real.startswith(self.root_real + os.sep)

@@ -204,6 +204,9 @@ class Vault:
     # resolve, their headings cannot be checked; `problems` says why each was skipped.
     unparsed: set[str] = field(default_factory=set)
     cache_dir: Path | None = None  # where derived data may be cached (`.fmbuild/`); None: no caching
+    # What the loader's analyser found in each note parsed in this run (`load_vault(analyse=)`),
+    # by path; notes read from the cache have none.
+    analysis: dict[str, Any] = field(default_factory=dict)
 
     def note(self, path: str) -> Note | None:
         return self.notes.get(path)

@@ -15,6 +15,8 @@ table rows by `fmbuild.vault.tables`.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
+from operator import attrgetter
 from typing import Any, Iterator
 from urllib.parse import unquote
 
@@ -48,10 +50,20 @@ _indented_code = _regions._indented_code
 
 # --- the syntax that counts -------------------------------------------------------------------
 
-_HEADING = re.compile(r" {0,3}(#{1,6})(?:[ \t]+([^\n]*?))?(?:[ \t]+#+)?[ \t]*$", re.M)
-_HEADING_HASHES = re.compile(r"\n {0,3}(#{1,6})(?=[ \t\n]|$)")
-_BLOCK_ID = re.compile(r"\^([A-Za-z0-9][A-Za-z0-9-]*)[ \t]*$", re.M)
-_WIKILINK = re.compile(r"\[\[([^\[\]\n]+)\]\]")
+# An ATX heading line: up to three spaces, one to six #s, then the end of the line or a blank
+# and the rest (group 2), from which `_heading_text` takes the text. (The same lines and text as
+# ` {0,3}(#{1,6})(?:[ \t]+([^\n]*?))?(?:[ \t]+#+)?[ \t]*$`, whose lazy group costs a regex
+# step per character.)
+_HEADING = re.compile(r" {0,3}(#{1,6})((?:[ \t][^\n]*)?)$", re.M)
+# `_HEADING` on every line but the first, found in one pass: the leading newline is a literal
+# the regex engine searches for at C speed (a multiline `^` would make it try every offset).
+_HEADING_LINE = re.compile(r"\n {0,3}(#{1,6})((?:[ \t][^\n]*)?)$", re.M)
+# A block id counts after whitespace or at the text start; the look-behind sits after the `^` so
+# that the pattern keeps its literal first character.
+_BLOCK_ID = re.compile(r"\^(?<![^ \t\n]\^)([A-Za-z0-9][A-Za-z0-9-]*)[ \t]*$", re.M)
+# `[[target#subpath|alias]]`, split as `split_target` splits it: the target ends at the first `#`
+# or `|`, the subpath at the first `|`; the alias is the rest.
+_WIKILINK = re.compile(r"\[\[([^\[\]\n#|]*)(?:#([^\[\]\n|]*))?(?:\|([^\[\]\n]*))?\]\]")
 # `[text](url "title")`; atomic groups keep a failed match from backtracking.
 _MD_LINK = re.compile(
     r"\[((?>[^\[\]\n]+|\[[^\[\]\n]*\])*)\]\(\s*(<[^<>\n]*>|(?>[^\s()]+|\([^\s()]*\))*)"
@@ -59,7 +71,10 @@ _MD_LINK = re.compile(
 )
 # Obsidian tags: after whitespace or at a line start; letters, digits, _ - / (nesting) and
 # non-ASCII symbols; at least one character that is not a digit.
-_TAG = re.compile(r"#([^\s!-,.:-@\[-\^`{-~]+)")
+# The look-behind (a tag starts after whitespace or at the text start) comes after the `#` so
+# that the pattern keeps its literal first character; a name holds no `#`, so skipping a match
+# here never uncovers another one inside it.
+_TAG = re.compile(r"#(?<!\S#)([^\s!-,.:-@\[-\^`{-~]+)")
 _METRIC = re.compile(r"\{\{\s*evidence:([^{}\s:]+)(?::([^{}]*?))?\s*\}\}")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _FM_WIKILINK = re.compile(r"\[\[([^\[\]\n]+)\]\]")
@@ -88,26 +103,51 @@ def split_target(inner: str) -> tuple[str, str | None, str | None, str | None]:
     return inner.strip(), heading, block, alias
 
 
-def _wikilinks(masked: str, lines: Lines) -> Iterator[Link]:
+def _wikilinks(masked: str, lines: Lines) -> list[Link]:
+    """The body's wikilinks and embeds; `split_target`'s split, done by `_WIKILINK`'s groups.
+
+    This loop runs once per link, the most frequent syntax: names are bound locally and
+    one-character tests are slices, which cost less than global look-ups and method calls."""
+    found: list[Link] = []
+    append = found.append
+    starts = lines.starts
+    embed, wikilink, new_link, line_of = LinkKind.EMBED, LinkKind.WIKILINK, Link, bisect_right
     for m in _WIKILINK.finditer(masked):
-        inner = m.group(1)
-        if not inner.strip():
-            continue
-        target, heading, block, alias = split_target(inner)
-        if not target and heading is None and block is None:
-            continue
-        start = m.start()
-        embed = start > 0 and masked[start - 1] == "!"
-        if embed:
+        target, sub, alias = m.groups()
+        if alias is not None:
+            alias = alias.strip()
+            # `[[note\|alias]]` inside a table: the backslash escapes the table's pipe.
+            if sub is not None:
+                if sub[-1:] == "\\":
+                    sub = sub[:-1]
+            elif target[-1:] == "\\":
+                target = target[:-1]
+        target = target.strip()
+        if sub is None:
+            if not target:
+                continue  # `[[ ]]`, `[[|alias]]`: nothing to link to
+            heading = block = None
+        else:
+            sub = sub.strip()
+            if sub[:1] == "^":
+                heading, block = None, sub[1:].strip()
+            else:
+                heading, block = sub, None
+        start, end = m.span()
+        if start and masked[start - 1] == "!":
             start -= 1
-        line, col = lines.pos(start)
-        kind = LinkKind.EMBED if embed else LinkKind.WIKILINK
-        yield Link(kind, target, heading, block, alias, line, col, masked[start : m.end()])
+            kind = embed
+        else:
+            kind = wikilink
+        line = line_of(starts, start)  # Lines.pos, without a call per link
+        column = start - starts[line - 1] + 1
+        append(new_link(kind, target, heading, block, alias, line, column, masked[start:end]))
+    return found
 
 
 def _markdown_links(masked: str, lines: Lines, hazards: list[Hazard]) -> Iterator[Link]:
     """Markdown links to vault files; a `javascript:` URL goes to `hazards` instead."""
-    for m in _MD_LINK.finditer(masked):
+    for m in _md_link_matches(masked):
         url = m.group(2)
         if url.startswith("<"):
             url = url[1:-1]
@@ -139,36 +179,70 @@ def _markdown_links(masked: str, lines: Lines, hazards: list[Hazard]) -> Iterato
         )
 
 
+def _md_link_matches(masked: str) -> Iterator[re.Match[str]]:
+    """`_MD_LINK.finditer(masked)`, without scanning the lines that cannot hold a link's start.
+
+    A match's `[text]` stays on one line and ends with `](`, so the next match starts on the
+    line of the next `](` or later: searching from that line's start finds the same match as
+    searching from the end of the last one, and skips every `[` (wikilinks) in between."""
+    pos = 0
+    find = masked.find
+    while True:
+        at = find("](", pos)
+        if at < 0:
+            return
+        # The line start, looked for back to `pos` only: a long line of many links stays linear.
+        m = _MD_LINK.search(masked, max(pos, masked.rfind("\n", pos, at) + 1))
+        if m is None:
+            return
+        yield m
+        pos = m.end()  # a match is never empty (it holds `[`, `](` and `)`)
+
+
 def _headings(text: str, masked: str, lines: Lines) -> list[Heading]:
+    """ATX headings outside code; the text comes from the original line (inline code kept)."""
     found: list[Heading] = []
-    starts = [m.start() + 1 for m in _HEADING_HASHES.finditer(masked)]
-    if masked.lstrip(" ").startswith("#"):
-        starts.insert(0, 0)
-    for line_start in starts:
-        line_end = masked.find("\n", line_start)
-        line_end = len(masked) if line_end < 0 else line_end
-        if not _HEADING.match(masked, line_start, line_end):
-            continue  # blanked out (code), or more than six #
-        om = _HEADING.match(text, line_start, line_end)  # the original line: inline code kept
-        if om is None:
-            continue
-        found.append(Heading(len(om.group(1)), (om.group(2) or "").strip(), lines.line(line_start)))
+    starts = lines.starts
+    first = _HEADING.match(masked)
+    matches: list[re.Match[str]] = [first] if first else []
+    matches.extend(_HEADING_LINE.finditer(masked))
+    for m in matches:
+        start, end = m.span()
+        line_start = start if m is first else start + 1
+        if not text.startswith(m.group(), start):
+            # Something on the line was blanked out: read the original line.
+            m = _HEADING.match(text, line_start, end)  # type: ignore[assignment]
+            if m is None:
+                continue
+        level, rest = m.groups()
+        found.append(Heading(len(level), _heading_text(rest), bisect_right(starts, line_start)))
     return found
 
 
-def _is_tag(name: str) -> bool:
-    return not name.replace("/", "").isdigit() and not name.startswith("/") and not name.endswith("/")
+def _heading_text(rest: str) -> str:
+    """A heading's text from what follows its #s: blanks around it and a closing run of #s
+    (one that a blank precedes) removed, then stripped."""
+    text = rest.lstrip(" \t").rstrip(" \t")
+    bare = text.rstrip("#")
+    if len(bare) < len(text) and bare[-1:] in (" ", "\t"):
+        text = bare.rstrip(" \t")
+    return text.strip()
 
 
-def _inline_tags(masked: str, lines: Lines) -> Iterator[Tag]:
+def _inline_tags(masked: str, lines: Lines) -> list[Tag]:
+    """`#tags` in the body; `_TAG` already leaves out `a#b`, `[[n#h]]` and URLs (a tag starts
+    after whitespace or at the text start)."""
+    found: list[Tag] = []
+    starts = lines.starts
     for m in _TAG.finditer(masked):
         name = m.group(1)
+        # Not a tag: all digits (`#1`, `#2/3`), or a leading or trailing `/`.
+        if name[0] == "/" or name[-1] == "/" or name.replace("/", "").isdigit():
+            continue
         start = m.start()
-        if start > 0 and not masked[start - 1].isspace():
-            continue  # `a#b`, `[[n#h]]`, URLs: a tag starts after whitespace or at a line start
-        if _is_tag(name):
-            line, col = lines.pos(m.start())
-            yield Tag(name, line, col, True)
+        line = bisect_right(starts, start)
+        found.append(Tag(name, line, start - starts[line - 1] + 1, True))
+    return found
 
 
 def _metric_refs(masked: str, lines: Lines) -> Iterator[MetricRef]:
@@ -206,6 +280,8 @@ def _property_links(frontmatter: dict[str, Any], locate: FrontmatterLocator) -> 
         if not isinstance(key, str):
             continue
         for string in walk_strings(value):
+            if "[[" not in string:
+                continue  # most values hold no link: skip the regex call
             for m in _FM_WIKILINK.finditer(string):
                 target, heading, block, alias = split_target(m.group(1))
                 if not target and heading is None and block is None:
@@ -215,6 +291,8 @@ def _property_links(frontmatter: dict[str, Any], locate: FrontmatterLocator) -> 
 
 
 # --- the note --------------------------------------------------------------------------------------
+
+_LINK_ORDER = attrgetter("line", "column")  # (line, column), computed in C
 
 
 def parse_note(path: str, text: str, *, sha256: str = "", size: int = 0) -> Note:
@@ -279,18 +357,16 @@ def parse_note(path: str, text: str, *, sha256: str = "", size: int = 0) -> Note
 
     masked = code_free(text, body_start)
     headings = _headings(text, masked, lines)
-    blocks = [
-        Block(m.group(1), lines.line(m.start()))
-        for m in _BLOCK_ID.finditer(masked)
-        if m.start() == 0 or masked[m.start() - 1] in " \t\n"
-    ]
+    starts = lines.starts
+    blocks = [Block(m.group(1), bisect_right(starts, m.start())) for m in _BLOCK_ID.finditer(masked)]
     tags.extend(_inline_tags(masked, lines))
-    body_links = list(_wikilinks(masked, lines))
+    body_links = _wikilinks(masked, lines)
     hazards: list[Hazard] = []
     body_links.extend(_markdown_links(masked, lines, hazards))
-    body_links.sort(key=lambda link: (link.line, link.column))
+    body_links.sort(key=_LINK_ORDER)
     links.extend(body_links)
-    metric_refs = list(_metric_refs(masked, lines)) if "{{" in masked else []
+    # `"{" in` first: a one-character search is several times faster than one for "{{".
+    metric_refs = list(_metric_refs(masked, lines)) if "{" in masked and "{{" in masked else []
     table_rows = _table_rows(text, masked, lines) if "|" in masked else []
     if "<" in masked:
         hazards.extend(find_hazards(masked, lines))

@@ -71,28 +71,64 @@ def canonical_heading(text: str) -> str:
 
 def heading_matches(note: Note, text: str) -> Heading | None:
     """The heading of `note` that the link subpath `text` points to (`A` or `A#B` for nested)."""
-    return _match_headings(note.headings, [canonical_heading(h.text) for h in note.headings], text)
+    i = Anchors.of(note).nested_heading(text)
+    return note.headings[i] if i is not None else None
 
 
-def _match_headings(headings: list[Heading], canon: list[str], text: str) -> Heading | None:
-    parts = [canonical_heading(p) for p in text.split("#")]
-    parts = [p for p in parts if p]
-    if not parts:
-        return None
-    start = 0
-    min_level = 0  # each further part must be a deeper heading after the previous one
-    found: Heading | None = None
-    for part in parts:
-        found = None
-        for i in range(start, len(headings)):
-            if canon[i] == part and headings[i].level > min_level:
-                found = headings[i]
-                start = i + 1
-                min_level = found.level
-                break
-        if found is None:
+@dataclass(slots=True)
+class Anchors:
+    """What links can point to inside one note: its headings as links match them
+    (`canonical_heading`) with their levels, and its block ids in lower case. Plain data, so
+    that a parse worker can work it out and hand it on."""
+
+    canon: list[str]
+    levels: list[int]
+    blocks: set[str]
+    _index: dict[str, int] | None = None  # canonical text -> first heading with it
+
+    @classmethod
+    def of(cls, note: Note) -> "Anchors":
+        headings = note.headings
+        return cls([canonical_heading(h.text) for h in headings], [h.level for h in headings],
+                   {b.id.lower() for b in note.blocks})
+
+    def plain(self) -> tuple[list[str], list[int], list[str]]:
+        return self.canon, self.levels, sorted(self.blocks)
+
+    @classmethod
+    def from_plain(cls, data: tuple[list[str], list[int], list[str]]) -> "Anchors":
+        canon, levels, blocks = data
+        return cls(canon, levels, set(blocks))
+
+    def heading(self, wanted: str) -> int | None:
+        """Index of the first heading whose canonical text is `wanted` (canonical already)."""
+        index = self._index
+        if index is None:
+            index = self._index = {}
+            for i, c in enumerate(self.canon):
+                index.setdefault(c, i)
+        return index.get(wanted) if wanted else None
+
+    def nested_heading(self, text: str) -> int | None:
+        """Index of the heading a subpath `A#B` names: B, deeper than and after A."""
+        parts = [canonical_heading(p) for p in text.split("#")]
+        parts = [p for p in parts if p]
+        if not parts:
             return None
-    return found
+        start = 0
+        min_level = 0  # each further part must be a deeper heading after the previous one
+        found: int | None = None
+        for part in parts:
+            found = None
+            for i in range(start, len(self.canon)):
+                if self.canon[i] == part and self.levels[i] > min_level:
+                    found = i
+                    start = i + 1
+                    min_level = self.levels[i]
+                    break
+            if found is None:
+                return None
+        return found
 
 
 def block_matches(note: Note, block_id: str) -> bool:
@@ -101,30 +137,43 @@ def block_matches(note: Note, block_id: str) -> bool:
 
 
 class Resolver:
-    """Resolves links against one loaded vault."""
+    """Resolves links against one loaded vault.
 
-    def __init__(self, vault: Vault) -> None:
-        self.vault = vault
+    Where a link path points depends only on which files the vault holds; its heading or block
+    also needs the target note. `Resolver.of_files` makes a resolver from the file names alone
+    (the parse workers resolve link paths before any note is loaded); anchors then need the
+    vault (`vault` None: `check_anchor` cannot be used)."""
+
+    def __init__(self, vault: Vault | None, *, notes: Iterable[str] = (), attachments: Iterable[str] = ()) -> None:
+        self.vault = vault  # type: ignore[assignment]
         self._files: dict[str, str] = {}  # lower-case path -> real path (notes and attachments)
         self._by_name: dict[str, list[str]] = {}  # lower-case file name -> real paths
         self._notes_lower: set[str] = set()
-        for path in vault.notes:
+        if vault is not None:
+            # Notes that exist but could not be read count as notes: links to them resolve.
+            notes = [*vault.notes, *getattr(vault, "unparsed", ())]
+            attachments = vault.attachments
+        self._note_paths: list[str] = []
+        for path in notes:
             self._add(path)
             self._notes_lower.add(path.lower())
-        for path in vault.attachments:
+            self._note_paths.append(path)
+        self._attachment_paths = list(attachments)
+        for path in self._attachment_paths:
             self._add(path)
-        for path in getattr(vault, "unparsed", ()):  # notes that exist but could not be read
-            self._add(path)
-            self._notes_lower.add(path.lower())
         self._global_memo: dict[str, Resolution] = {}  # targets that resolve alike from any folder
         self._memo: dict[tuple[str, str], Resolution] = {}  # (target, folder) for the others
         self._anchor_memo: dict[tuple[str, str | None, str | None], Resolution] = {}
-        self._canon: dict[str, list[str]] = {}  # note path -> its headings, canonical
-        self._heading_index: dict[str, dict[str, int]] = {}  # note path -> canonical -> first index
+        self._found_memo: dict[tuple[str, str | None, str | None], tuple[bool | None, bool | None]] = {}
+        self._anchors: dict[str, Anchors] = {}  # note path -> what links can point to in it
         self._canon_text: dict[str, str] = {}  # link heading text -> canonical
-        self._block_ids: dict[str, set[str]] = {}  # note path -> lower-case block ids
         self._suggest_memo: dict[str, str | None] = {}
         self._choice_lists: dict[tuple[bool, bool], tuple[list[str], dict[str, str]]] = {}
+
+    @classmethod
+    def of_files(cls, notes: Iterable[str], attachments: Iterable[str]) -> "Resolver":
+        """A resolver for link paths only: `notes` are every note file (parsed or not)."""
+        return cls(None, notes=notes, attachments=attachments)
 
     def _add(self, path: str) -> None:
         low = path.lower()
@@ -141,46 +190,69 @@ class Resolver:
         base = self.resolve_target(link.target, source.path)
         if (link.heading is None and link.block is None) or base.status != "ok" or not base.is_note:
             return base
-        key = (base.path or "", link.heading, link.block)
+        return self.check_anchor(base.path or "", link.heading, link.block)
+
+    def check_anchor(self, path: str, heading: str | None, block: str | None, note: Note | None = None) -> Resolution:
+        """The heading or block a link names in the note at `path` (the link path resolved to
+        it already). `note` is that note where the caller holds it; otherwise the vault's."""
+        key = (path, heading, block)
         found = self._anchor_memo.get(key)
         if found is None:
-            found = self._anchor_memo[key] = self._anchored(base, link.heading, link.block)
+            target = note if note is not None else self.vault.notes.get(path)
+            if target is None:  # a note that exists but could not be parsed: nothing to check against
+                found = Resolution("ok", path, True)
+            else:
+                i, block_ok = self._locate_anchor(self.anchors(target), heading, block)
+                heading_ok = None if heading is None else i is not None
+                found = Resolution("ok", path, True, [], heading_ok, block_ok,
+                                   target.headings[i] if i is not None else None)
+            self._anchor_memo[key] = found
         return found
 
-    def _anchored(self, base: Resolution, heading_text: str | None, block_id: str | None) -> Resolution:
-        target = self.vault.notes.get(base.path or "")
-        if target is None:  # a note that exists but could not be parsed: nothing to check against
-            return base
-        heading: Heading | None = None
-        heading_ok: bool | None = None
-        block_ok: bool | None = None
-        if heading_text is not None:
-            heading = self._find_heading(target, heading_text)
-            heading_ok = heading is not None
-        if block_id is not None:
-            ids = self._block_ids.get(target.path)
-            if ids is None:
-                ids = self._block_ids[target.path] = {b.id.lower() for b in target.blocks}
-            block_ok = block_id.strip().lower() in ids
-        return Resolution("ok", base.path, True, [], heading_ok, block_ok, heading)
+    def anchor_found(
+        self, path: str, heading: str | None, block: str | None, note: Note | None = None
+    ) -> tuple[bool | None, bool | None]:
+        """(heading found, block found) for a link into the note at `path`; None where the link
+        names none or the note could not be parsed. Needs no more of the note than its
+        `Anchors` (which `know_anchors` may have supplied)."""
+        key = (path, heading, block)
+        found = self._found_memo.get(key)
+        if found is None:
+            anchors = self._anchors.get(path)
+            if anchors is None:
+                target = note if note is not None else self.vault.notes.get(path)
+                anchors = self.anchors(target) if target is not None else None
+            if anchors is None:
+                found = (None, None)
+            else:
+                i, block_ok = self._locate_anchor(anchors, heading, block)
+                found = (None if heading is None else i is not None, block_ok)
+            self._found_memo[key] = found
+        return found
 
-    def _find_heading(self, note: Note, text: str) -> Heading | None:
-        canon = self._canon.get(note.path)
-        if canon is None:
-            canon = self._canon[note.path] = [canonical_heading(h.text) for h in note.headings]
-        if "#" in text:  # nested: A#B
-            return _match_headings(note.headings, canon, text)
-        wanted = self._canon_text.get(text)
-        if wanted is None:
-            wanted = self._canon_text[text] = canonical_heading(text)
-        index = self._heading_index.get(note.path)
-        if index is None:
-            index = {}
-            for i, c in enumerate(canon):
-                index.setdefault(c, i)
-            self._heading_index[note.path] = index
-        i = index.get(wanted) if wanted else None
-        return note.headings[i] if i is not None else None
+    def anchors(self, note: Note) -> Anchors:
+        """`Anchors` of `note` (worked out once)."""
+        found = self._anchors.get(note.path)
+        if found is None:
+            found = self._anchors[note.path] = Anchors.of(note)
+        return found
+
+    def know_anchors(self, path: str, anchors: Anchors) -> None:
+        """Take the `Anchors` of the note at `path` as worked out elsewhere (a parse worker)."""
+        self._anchors.setdefault(path, anchors)
+
+    def _locate_anchor(self, anchors: Anchors, heading: str | None, block: str | None) -> tuple[int | None, bool | None]:
+        i: int | None = None
+        if heading is not None:
+            if "#" in heading:  # nested: A#B
+                i = anchors.nested_heading(heading)
+            else:
+                wanted = self._canon_text.get(heading)
+                if wanted is None:
+                    wanted = self._canon_text[heading] = canonical_heading(heading)
+                i = anchors.heading(wanted)
+        block_ok = None if block is None else block.strip().lower() in anchors.blocks
+        return i, block_ok
 
     def resolve_target(self, target: str, source_path: str, *, suggest: bool = True) -> Resolution:
         """Resolve a link path (no `#subpath`) written in the note at `source_path`.
@@ -202,29 +274,6 @@ class Resolver:
                 else:
                     self._global_memo[target] = found
         return found
-
-    def failures(self, notes: Iterable[Note]) -> Iterator[tuple[Note, Link, Resolution]]:
-        """Every link of `notes` that does not land: broken, ambiguous, escaping, or pointing
-        at a heading or block its note lacks. The hot loop of `fmbuild check`, kept tight: most
-        links hit the memo and cost two dictionary look-ups."""
-        global_memo = self._global_memo
-        anchor_memo = self._anchor_memo
-        for note in notes:
-            path = note.path
-            for link in note.links:
-                res = global_memo.get(link.target)
-                if res is None:
-                    res = self.resolve_target(link.target, path)
-                if res.status != "ok":
-                    yield note, link, res
-                    continue
-                if (link.heading is None and link.block is None) or not res.is_note:
-                    continue
-                anchored = anchor_memo.get((res.path or "", link.heading, link.block))
-                if anchored is None:
-                    anchored = self.resolve_link(link, note)
-                if anchored.heading_ok is False or anchored.block_ok is False:
-                    yield note, link, anchored
 
     def note_for(self, resolution: Resolution) -> Note | None:
         if resolution.ok and resolution.is_note and resolution.path:
@@ -326,7 +375,7 @@ class Resolver:
         key = (notes, by_name)
         found = self._choice_lists.get(key)
         if found is None:
-            paths = sorted(p[:-3] for p in self.vault.notes) if notes else sorted(self.vault.attachments)
+            paths = sorted(p[:-3] for p in self._note_paths) if notes else sorted(self._attachment_paths)
             table: dict[str, str] = {}
             for p in paths:
                 k = (p.rsplit("/", 1)[-1] if by_name else p).lower()

@@ -6,10 +6,17 @@ block quotes and lists, lazy rows, the block starts that end a table)."""
 from __future__ import annotations
 
 import re
+from typing import Iterator
 
 from fmbuild.vault.lines import Lines
 
+# What marks a line as a possible delimiter row: `|` then `-`, or `-` then `|` (blanks and an
+# alignment colon between). Where pipes are few, both are matched at each `|` found by
+# `str.find` (the second on the reversed text), so plain text (`-` is everywhere) is never
+# scanned by the regex, which tries every offset.
 _DELIM_HINT = re.compile(r"\|[ \t]*:?-|-[ \t]*:?\|")
+_PIPE_DASH = re.compile(r"\|[ \t]*:?-")
+_DASH_PIPE_REVERSED = re.compile(r"\|:?[ \t]*-")
 _DELIM_ROW = re.compile(r"\|?(?:[ \t]*:?-+:?[ \t]*\|)+(?:[ \t]*:?-+:?[ \t]*)?[ \t]*|\|[ \t]*:?-+:?[ \t]*")
 _CONTAINER = re.compile(r"[ \t]*(?:>[ \t]?)*")
 _ESCAPED_PIPE = re.compile(r"\\\|")
@@ -32,8 +39,8 @@ def table_rows(text: str, masked: str, lines: Lines) -> list[int]:
     rows: list[int] = []
     starts = lines.starts
     done_until = 0  # line number up to which rows were already taken
-    for hint in _DELIM_HINT.finditer(masked):
-        number = lines.line(hint.start())
+    for hint in _hint_offsets(masked):
+        number = lines.line(hint)
         if number <= done_until or number < 2:
             continue
         delim = _line(masked, starts, number)
@@ -59,6 +66,28 @@ def table_rows(text: str, masked: str, lines: Lines) -> list[int]:
             row += 1
         done_until = row
     return rows
+
+
+def _hint_offsets(masked: str) -> Iterator[int]:
+    """Offsets, in text order, on every line that holds a delimiter-row hint (`|-`, `-|`, blanks
+    and a colon allowed between), at least one per such line: only the lines matter to
+    `table_rows`, which takes a line's table once or rejects the line the same way each time."""
+    if masked.count("|") * 100 > len(masked):
+        # Pipes everywhere (tables): one regex pass costs less than a Python step per `|`.
+        for m in _DELIM_HINT.finditer(masked):
+            yield m.start()
+        return
+    backwards = masked[::-1]
+    last = len(masked) - 1
+    find = masked.find
+    at = find("|")
+    while at >= 0:
+        if _PIPE_DASH.match(masked, at) or _DASH_PIPE_REVERSED.match(backwards, last - at):
+            yield at
+            at = find("\n", at)  # the rest of this line adds nothing
+            if at < 0:
+                return
+        at = find("|", at + 1)
 
 
 def _line(text: str, starts: list[int], number: int) -> str:
