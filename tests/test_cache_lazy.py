@@ -71,14 +71,14 @@ HEADED = TEXT + """
 """
 
 
-def test_headings_blocks_and_hazards_are_decoded_when_first_read() -> None:
+def test_headings_and_blocks_are_decoded_when_first_read() -> None:
     parsed = parse_note("patterns/p.md", HEADED)
     cached = _cached(HEADED)
-    assert cached._packed_rest  # nothing decoded yet
+    assert cached.hazards == parsed.hazards and [h.kind for h in cached.hazards] == ["script"]
+    assert cached._packed_rest  # hazards come without decoding the rest
     assert [(h.level, h.text, h.line) for h in cached.headings] == [(1, "P", 8), (2, "Part two ^para", 12)]
     assert not cached._packed_rest  # decoded once, together
     assert cached.blocks == parsed.blocks and [b.id for b in cached.blocks] == ["para"]
-    assert cached.hazards == parsed.hazards and [h.kind for h in cached.hazards] == ["script"]
     assert cached.headings is cached.headings  # kept, not decoded again
 
 
@@ -92,11 +92,11 @@ def test_headings_that_do_not_decode_are_parsed_again_from_the_file(tmp_path: Pa
     source = tmp_path / "p.md"
     source.write_text(HEADED, encoding="utf-8")
     cached = _cached(HEADED, source=str(source))
-    cached._packed_rest = marshal.dumps(([(1,)], [], []))  # a heading of the wrong shape
+    cached._packed_rest = marshal.dumps(([(1,)], []))  # a heading of the wrong shape
     assert [h.text for h in cached.headings] == ["P", "Part two ^para"]
     gone = _cached(HEADED, source=str(tmp_path / "missing.md"))
     gone._packed_rest = b"\x00"
-    assert gone.headings == [] and gone.blocks == [] and gone.hazards == []
+    assert gone.headings == [] and gone.blocks == []
 
 
 # --- the side file of changes ---------------------------------------------------------------------
@@ -247,3 +247,14 @@ def test_link_names_come_without_decoding_the_links() -> None:
     assert cached.link_names == parsed.link_names
     assert {["techniques", "evasion"][-1], "y.md", "", None} <= cached.link_names
     assert cached._packed_links  # still packed
+
+
+def test_link_names_are_worked_out_as_the_model_defines_them() -> None:
+    from fmbuild.vault.cache import _link_names
+    from fmbuild.vault.model import Link, link_file_name
+
+    odd = ["", " a", "a ", "a/", "a\\b", ".", "..", "x/..", "x/.", "A/B.MD", "a/ /", "\t", "/", "Dir/Note"]
+    links = [Link(LinkKind.WIKILINK, target, None, None, None, 1, 1, "") for target in odd]
+    expected = sorted({link_file_name(t) for t in odd}, key=lambda name: (name is None, name or ""))
+    assert _link_names(links) == expected
+    assert expected[-1] is None and "b.md" in expected and "note" in expected

@@ -138,21 +138,26 @@ def _precheck(resolver: Resolver, notes: list[Note]) -> list[_Prechecked]:
 
 def _finish(resolver: Resolver, note: Note, prechecked: _Prechecked) -> tuple[list[Diagnostic], list[tuple[str, str]]]:
     """A note's findings and dependencies, from its precheck and the other notes' anchors."""
-    vault = resolver.vault
     found, pending, _anchors = prechecked
-    items = [(i, Diagnostic(note.path, line, col, _SEVERITY[sev], code, msg)) for i, line, col, sev, code, msg in found]
-    deps: dict[str, str] = {}
+    path = note.path
+    findings = [Diagnostic(path, line, col, _SEVERITY[sev], code, msg) for _i, line, col, sev, code, msg in found]
+    if not pending:
+        return findings, []
+    notes = resolver.vault.notes
+    anchor_found = resolver.anchor_found
+    late: list[tuple[int, Diagnostic]] = []  # missing headings and blocks in other notes
     for i, line, column, target_path, heading, block in pending:
-        target = vault.notes.get(target_path)
-        deps[target_path] = target.sha256 if target is not None else ""
-        anchored = resolver.anchor_found(target_path, heading, block)
-        if target is None or False not in anchored:
+        if False not in anchor_found(target_path, heading, block):
             continue
-        link = _link_at(note, i, line, column)
-        items.extend((i, d) for d in _anchor_findings(target, note, link, anchored))
-    if pending:
-        items.sort(key=lambda item: item[0])
-    return [d for _, d in items], sorted(deps.items())
+        target = notes.get(target_path)
+        if target is not None:
+            link = _link_at(note, i, line, column)
+            late.extend((i, d) for d in _anchor_findings(target, note, link, anchor_found(target_path, heading, block)))
+    if late:  # into link order (stable: a heading before a block of the same link)
+        items = sorted([*((item[0], d) for item, d in zip(found, findings)), *late], key=lambda item: item[0])
+        findings = [d for _, d in items]
+    targets = sorted({item[3] for item in pending})
+    return findings, [(p, notes[p].sha256 if p in notes else "") for p in targets]
 
 
 def _link_at(note: Note, index: int, line: int, column: int) -> Link:

@@ -346,21 +346,18 @@ def encode_note(note: Note) -> tuple[Any, ...] | None:
         dates,
         note.field_lines,
         note.body_line,
-        # Headings, blocks and raw-HTML hazards are read only for the notes a run checks
-        # afresh (and link targets): kept packed until first read.
+        # Headings and blocks are read only for the notes a run checks afresh (and the
+        # targets of their links): kept packed until first read.
         marshal.dumps(
-            (
-                [(h.level, h.text, h.line) for h in note.headings],
-                [(b.id, b.line) for b in note.blocks],
-                [(h.kind, h.text, h.line, h.column) for h in note.hazards],
-            ),
+            ([(h.level, h.text, h.line) for h in note.headings], [(b.id, b.line) for b in note.blocks]),
             _MARSHAL_VERSION,
         ),
         [(i(t.name), t.line, t.column, t.inline) for t in note.tags],
         _split_links(note.links, note.table_rows),
         # decoded when first read (only while deprecated notes exist): a plain list of names
-        marshal.dumps(sorted(_link_names(note.links), key=lambda name: (name is None, name or "")), _MARSHAL_VERSION),
+        marshal.dumps(_link_names(note.links), _MARSHAL_VERSION),
         [(m.module, m.metric, m.fmt, m.line, m.column, m.raw) for m in note.metric_refs],
+        [(h.kind, h.text, h.line, h.column) for h in note.hazards],
         note.table_rows,
         [(d.line, d.column, d.severity.value, d.code, d.message) for d in note.problems],
     )
@@ -381,9 +378,20 @@ def _split_links(links: list[Link], table_rows: list[int]) -> tuple[Any, Any, by
     return _link_columns(links[:count]), _link_columns(table), marshal.dumps(_link_columns(rest), _MARSHAL_VERSION)
 
 
-def _link_names(links: list[Link]) -> set[str | None]:
-    """`Note.link_names`, each distinct target worked out once."""
-    return {link_file_name(target) for target in {link.target for link in links}}
+def _link_names(links: list[Link]) -> list[str | None]:
+    """`Note.link_names`, sorted (None last), each distinct target worked out once."""
+    names: set[str | None] = set()
+    for target in {link.target for link in links}:
+        # Targets come stripped from the parser: most need no more than their last component.
+        if target and (target[0].isspace() or target[-1].isspace() or target[-1] == "/" or "\\" in target):
+            names.add(link_file_name(target))
+            continue
+        name = target[target.rfind("/") + 1 :].lower()
+        names.add(name if name != "." and name != ".." else None)
+    ordered: list[str | None] = sorted(name for name in names if name is not None)
+    if None in names:
+        ordered.append(None)
+    return ordered
 
 
 def _link_columns(links: list[Link]) -> tuple[list[Any], ...] | tuple[()]:
@@ -430,7 +438,8 @@ def decode_note(path: str, data: tuple[Any, ...], source: str | None = None, bod
     """A cached note. Its links stay packed until first read (`CachedNote`); `source` is the
     file to parse again should they turn out not to decode. `body`: the body links kept apart
     from `data` (packed bytes, or a `_LinksSlice` read when first needed)."""
-    (sha256, size, frontmatter, dates, field_lines, body_line, rest, tags, links, names, refs, rows, problems) = data
+    (sha256, size, frontmatter, dates, field_lines, body_line, rest, tags, links, names, refs, hazards, rows,
+     problems) = data
     if not isinstance(frontmatter, dict) or not isinstance(field_lines, dict):
         raise TypeError("frontmatter")
     if not isinstance(rest, bytes):
@@ -452,7 +461,7 @@ def decode_note(path: str, data: tuple[Any, ...], source: str | None = None, bod
         tags=list(starmap(Tag, tags)),
         links=None,  # type: ignore[arg-type]
         metric_refs=list(starmap(MetricRef, refs)) if refs else [],
-        hazards=None,  # type: ignore[arg-type]
+        hazards=list(starmap(Hazard, hazards)) if hazards else [],
         table_rows=[int(r) for r in rows] if rows else [],
         problems=[Diagnostic(path, p[0], p[1], _SEVERITIES[p[2]], p[3], p[4]) for p in problems] if problems else [],
         sha256=str(sha256),
@@ -485,13 +494,12 @@ def _link_objects(columns: Any) -> list[Link]:
 _LINKS_SLOT = Note.links  # the slot where a Note keeps its links (a member descriptor)
 _HEADINGS_SLOT = Note.headings
 _BLOCKS_SLOT = Note.blocks
-_HAZARDS_SLOT = Note.hazards
 
 
 class CachedNote(Note):
     """A note read from the cache. Its links, most of its bulk, are decoded when first read:
     the rules of a warm check read the links of the few notes that changed, not of all. So
-    are its headings, blocks and hazards. Anything else behaves as `Note`."""
+    are its headings and blocks. Anything else behaves as `Note`."""
 
     __slots__ = ("_names", "_props", "_table", "_packed_links", "_packed_rest", "_source")
 
@@ -513,35 +521,23 @@ class CachedNote(Note):
     def blocks(self, value: list[Block]) -> None:
         _BLOCKS_SLOT.__set__(self, value)
 
-    @property  # type: ignore[override]
-    def hazards(self) -> list[Hazard]:
-        value = _HAZARDS_SLOT.__get__(self, Note)
-        return value if value is not None else self._unpack_rest()[2]
-
-    @hazards.setter
-    def hazards(self, value: list[Hazard]) -> None:
-        _HAZARDS_SLOT.__set__(self, value)
-
-    def _unpack_rest(self) -> tuple[list[Heading], list[Block], list[Hazard]]:
-        """Decode headings, blocks and hazards together (those not set since)."""
+    def _unpack_rest(self) -> tuple[list[Heading], list[Block]]:
+        """Decode headings and blocks together (those not set since)."""
         try:
-            headings, blocks, hazards = marshal.loads(self._packed_rest)
-            decoded = ([Heading(*h) for h in headings], [Block(*b) for b in blocks], [Hazard(*h) for h in hazards])
+            headings, blocks = marshal.loads(self._packed_rest)
+            decoded = ([Heading(*h) for h in headings], [Block(*b) for b in blocks])
         except (TypeError, ValueError, IndexError, KeyError, EOFError):
-            decoded = self._parse_again_rest()
+            note = self._parse_again()
+            decoded = (note.headings, note.blocks) if note is not None else ([], [])
         out = []
-        for slot, value in zip((_HEADINGS_SLOT, _BLOCKS_SLOT, _HAZARDS_SLOT), decoded):
+        for slot, value in zip((_HEADINGS_SLOT, _BLOCKS_SLOT), decoded):
             current = slot.__get__(self, Note)
             if current is None:
                 slot.__set__(self, value)
                 current = value
             out.append(current)
         self._packed_rest = b""
-        return out[0], out[1], out[2]
-
-    def _parse_again_rest(self) -> tuple[list[Heading], list[Block], list[Hazard]]:
-        note = self._parse_again()
-        return (note.headings, note.blocks, note.hazards) if note is not None else ([], [], [])
+        return out[0], out[1]
 
     def _parse_again(self) -> Note | None:
         """The note parsed from its file: the truth when a cache entry turns out not to decode
@@ -583,8 +579,9 @@ class CachedNote(Note):
         if self._names is not None and _LINKS_SLOT.__get__(self, Note) is None:
             try:
                 names = frozenset(marshal.loads(self._names))
-                if all(name is None or isinstance(name, str) for name in names):
-                    return names  # kept in the cache: the links need not be decoded for these
+                # Written as strings and a None (the file's digest held): only the set's own
+                # shape is checked here; a stray value could only fail to match a name.
+                return names  # kept in the cache: the links need not be decoded for these
             except (TypeError, ValueError, EOFError):
                 pass
         return super().link_names
