@@ -11,7 +11,14 @@ import pytest
 
 from fmbuild.vault import load as loading
 from fmbuild.vault.cache import (
-    CACHE_DIR, CACHE_FILE, FORMAT, MAGIC, ParseCache, decode_note, encode_note, payload_digest,
+    CACHE_DIR,
+    CACHE_FILE,
+    FORMAT,
+    MAGIC,
+    ParseCache,
+    decode_note,
+    encode_note,
+    payload_digest,
 )
 from fmbuild.vault.load import load_vault
 from fmbuild.vault.parse import parse_note

@@ -496,6 +496,20 @@ _HEADINGS_SLOT = Note.headings
 _BLOCKS_SLOT = Note.blocks
 
 
+def _unpacked_with_rest(slot: Any, index: int) -> property:
+    """A field of `Note` that a cached note decodes, with the others packed beside it, when
+    first read (`CachedNote._unpack_rest`); setting it replaces the packed value."""
+
+    def get(self: "CachedNote") -> Any:
+        value = slot.__get__(self, Note)
+        return value if value is not None else self._unpack_rest()[index]
+
+    def put(self: "CachedNote", value: Any) -> None:
+        slot.__set__(self, value)
+
+    return property(get, put)
+
+
 class CachedNote(Note):
     """A note read from the cache. Its links, most of its bulk, are decoded when first read:
     the rules of a warm check read the links of the few notes that changed, not of all. So
@@ -503,23 +517,8 @@ class CachedNote(Note):
 
     __slots__ = ("_names", "_props", "_table", "_packed_links", "_packed_rest", "_source")
 
-    @property  # type: ignore[override]
-    def headings(self) -> list[Heading]:
-        value = _HEADINGS_SLOT.__get__(self, Note)
-        return value if value is not None else self._unpack_rest()[0]
-
-    @headings.setter
-    def headings(self, value: list[Heading]) -> None:
-        _HEADINGS_SLOT.__set__(self, value)
-
-    @property  # type: ignore[override]
-    def blocks(self) -> list[Block]:
-        value = _BLOCKS_SLOT.__get__(self, Note)
-        return value if value is not None else self._unpack_rest()[1]
-
-    @blocks.setter
-    def blocks(self, value: list[Block]) -> None:
-        _BLOCKS_SLOT.__set__(self, value)
+    headings = _unpacked_with_rest(_HEADINGS_SLOT, 0)  # type: ignore[assignment]
+    blocks = _unpacked_with_rest(_BLOCKS_SLOT, 1)  # type: ignore[assignment]
 
     def _unpack_rest(self) -> tuple[list[Heading], list[Block]]:
         """Decode headings and blocks together (those not set since)."""

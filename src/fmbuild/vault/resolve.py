@@ -21,7 +21,7 @@ import difflib
 import posixpath
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Literal
+from typing import Iterable, Literal
 
 from fmbuild.vault.model import Heading, Link, Note, Vault
 
