@@ -1,4 +1,4 @@
-"""Link paths checked in the parse workers (`precheck_factory`) give exactly the findings of
+"""Link paths checked in the parse workers (`LinkPrecheck`) give exactly the findings of
 the link rule checking everything itself: serially on a small vault, in forked workers on a
 vault large enough for parallel parsing, with notes that cannot be parsed and links into
 other notes' headings and blocks."""
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fmbuild.check import run_checks
-from fmbuild.check.links import precheck_factory
+from fmbuild.check.links import LinkPrecheck
 from fmbuild.vault import load as loading
 from fmbuild.vault.load import PARALLEL_THRESHOLD, load_vault
 
@@ -51,7 +51,7 @@ def _write(root: Path, count: int) -> Path:
 
 
 def _findings(vault: Path, *, analyse: bool) -> list:
-    loaded = load_vault(vault, None, use_cache=False, analyse=precheck_factory if analyse else None)
+    loaded = load_vault(vault, None, use_cache=False, analyse=LinkPrecheck() if analyse else None)
     assert bool(loaded.analysis) is analyse
     return run_checks(loaded, None)
 
@@ -97,7 +97,7 @@ def test_parallel_parsing_runs_the_precheck_in_the_workers(tmp_path: Path, monke
         return original(outcomes, analyser)
 
     monkeypatch.setattr(loading, "_analysed", spy)
-    loaded = load_vault(vault, None, use_cache=False, analyse=precheck_factory)
+    loaded = load_vault(vault, None, use_cache=False, analyse=LinkPrecheck())
     assert len(loaded.analysis) == len(loaded.notes)  # every parsed note, none that failed
     assert "latin1.md" not in loaded.analysis and "latin1.md" in loaded.unparsed
     calls = {int(pid) for pid in log.read_text(encoding="ascii").split()}
@@ -107,7 +107,7 @@ def test_parallel_parsing_runs_the_precheck_in_the_workers(tmp_path: Path, monke
 
 def test_cached_notes_have_no_analysis(tmp_path: Path) -> None:
     vault = _write(tmp_path, 3)
-    first = load_vault(vault, None, analyse=precheck_factory)
-    again = load_vault(vault, None, analyse=precheck_factory)
+    first = load_vault(vault, None, analyse=LinkPrecheck())
+    again = load_vault(vault, None, analyse=LinkPrecheck())
     assert first.analysis and not again.analysis
     assert run_checks(again, None) == run_checks(load_vault(vault, None, use_cache=False), None)

@@ -95,11 +95,6 @@ class LinkPrecheck:
         return self.resolver
 
 
-def precheck_factory(files: FileSet) -> Callable[[list[Note]], list[_Prechecked]]:
-    """`LinkPrecheck`, for callers that need not keep its resolver."""
-    return LinkPrecheck()(files)
-
-
 def _precheck(resolver: Resolver, notes: list[Note]) -> list[_Prechecked]:
     """Every finding of `notes` that needs no other note's content: broken, ambiguous and
     escaping links (with "did you mean", found for the whole batch at once) and headings or
@@ -147,12 +142,12 @@ def _finish(resolver: Resolver, note: Note, prechecked: _Prechecked) -> tuple[li
     anchor_found = resolver.anchor_found
     late: list[tuple[int, Diagnostic]] = []  # missing headings and blocks in other notes
     for i, line, column, target_path, heading, block in pending:
-        if False not in anchor_found(target_path, heading, block):
+        found_there = anchor_found(target_path, heading, block)
+        if False not in found_there:
             continue
         target = notes.get(target_path)
         if target is not None:
-            link = _link_at(note, i, line, column)
-            late.extend((i, d) for d in _anchor_findings(target, note, link, anchor_found(target_path, heading, block)))
+            late.extend((i, d) for d in _anchor_findings(target, note, _link_at(note, i, line, column), found_there))
     if late:  # into link order (stable: a heading before a block of the same link)
         items = sorted([*((item[0], d) for item, d in zip(found, findings)), *late], key=lambda item: item[0])
         findings = [d for _, d in items]

@@ -62,14 +62,22 @@ def command(paths: tuple[str, ...], vault_dir: Path | None, fmt: str, no_cache: 
         for code, meaning in CODES.items():
             click.echo(f"{code:22} {meaning}")
         return
+    # A check builds a great many objects and frees few: the cyclic garbage collector would
+    # walk them again and again (a tenth of a warm run) for nothing. Loading pauses it anyway;
+    # the rules run without it too, and it is back on when the check is over.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        _check(paths, vault_dir, fmt, no_cache)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _check(paths: tuple[str, ...], vault_dir: Path | None, fmt: str, no_cache: bool) -> None:
     from fmbuild.check import run_checks
     from fmbuild.check.links import LinkPrecheck
     from fmbuild.vault import load as loading
-
-    # A check is one short run that builds a great many objects and frees few: the cyclic
-    # garbage collector would walk them again and again (a tenth of a warm run) for nothing.
-    # Loading pauses it anyway; the rules now run without it too, and the process ends after.
-    gc.disable()
 
     precheck = LinkPrecheck()
     try:

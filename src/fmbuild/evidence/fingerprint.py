@@ -216,14 +216,19 @@ def _distribution_index(cache_dir: Path | None) -> dict[str, Any]:
             "requires": requires}
     _INDEX_MEMO[fingerprint] = data
     if cache_file is not None:
-        try:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(data, sort_keys=True))
-            tmp.replace(cache_file)
-        except OSError:
-            pass
+        _write_json_quietly(cache_file, data)
     return data
+
+
+def _write_json_quietly(path: Path, data: Any) -> None:
+    """Replace `path` with `data` as JSON, atomically; a cache that cannot be written is not."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, sort_keys=True))
+        tmp.replace(path)
+    except OSError:
+        pass
 
 
 def package_versions(import_names: Iterable[str], cache_dir: Path | None = None) -> dict[str, str]:
@@ -261,13 +266,7 @@ def cached_module_imports(spec: ModuleSpec, digest: str, cache_dir: Path | None)
         # keep one entry per module: the table stays as small as the evidence folder
         known = {k: v for k, v in known.items() if not k.startswith(f"{spec.name}:")}
         known[key] = sorted(names)
-        try:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(known, sort_keys=True))
-            tmp.replace(path)
-        except OSError:
-            pass
+        _write_json_quietly(path, known)
         return names
 
 

@@ -75,11 +75,7 @@ class PidsCgroup:
 
     def join_from_child(self) -> None:
         """Called in the forked child before exec: only raw syscalls, no locks."""
-        fd = os.open(self._procs, os.O_WRONLY)
-        try:
-            os.write(fd, b"0")
-        finally:
-            os.close(fd)
+        _join(self._procs)
 
     def pids(self) -> list[int]:
         try:
@@ -140,11 +136,7 @@ class MemoryCgroup:
         return None
 
     def join_from_child(self) -> None:
-        fd = os.open(self._procs, os.O_WRONLY)
-        try:
-            os.write(fd, b"0")
-        finally:
-            os.close(fd)
+        _join(self._procs)
 
     def oom_killed(self) -> bool:
         """Whether the kernel killed a process of the run for going over the limit."""
@@ -184,6 +176,16 @@ def _memory_bases() -> list[tuple[Path, bool]]:
                 except OSError:
                     continue
     return bases
+
+
+def _join(procs: str) -> None:
+    """Move the calling process into the cgroup whose `cgroup.procs` is `procs`. Runs in a
+    forked child before exec: only raw syscalls, no locks."""
+    fd = os.open(procs, os.O_WRONLY)
+    try:
+        os.write(fd, b"0")
+    finally:
+        os.close(fd)
 
 
 def _rmdir_quietly(path: Path) -> None:

@@ -414,6 +414,9 @@ def _link_columns(links: list[Link]) -> tuple[list[Any], ...] | tuple[()]:
     )
 
 
+_LINKS = 8  # where `encode_note` puts the links
+
+
 def pack_note(note: Note) -> tuple[bytes, bytes] | None:
     """`encode_note` as bytes: (the note without its body links, the body links), or None
     when the note cannot be cached."""
@@ -430,8 +433,6 @@ def unpack_note(path: str, packed: tuple[bytes, bytes], source: str | None = Non
     meta, body = packed
     return decode_note(path, marshal.loads(meta), source=source, body=body)
 
-
-_LINKS = 8  # where `encode_note` puts the links
 
 
 def decode_note(path: str, data: tuple[Any, ...], source: str | None = None, body: Any = None) -> Note:
