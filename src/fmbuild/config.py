@@ -51,7 +51,12 @@ class EvidenceSettings:
     max_processes: int
     max_file_mb: int
     max_log_mb: int
-    seed: int
+    seeds: tuple[int, ...]  # the standard: a `verified` note's claims hold on every one of these
+
+    @property
+    def seed(self) -> int:
+        """The first seed of the standard: the one prose `{{evidence:...}}` values come from."""
+        return self.seeds[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +155,22 @@ class _Reader:
                 raise self.fail(f"{where}.{key}[{i}]", "expected a string")
         return tuple(value)
 
+    def _seeds(self, ev: dict[str, Any]) -> tuple[int, ...]:
+        """`seeds = [0, 1, 2]`; the older scalar `seed = 0` still reads as the one-seed standard."""
+        if "seed" in ev and "seeds" in ev:
+            raise self.fail("[evidence].seed", "give either seed or seeds, not both (seeds = [0, 1, 2] replaces seed = 0)")
+        if "seeds" not in ev:
+            return (self.get(ev, "[evidence]", "seed", int, 0),)
+        value = ev["seeds"]
+        if not isinstance(value, list) or not value:
+            raise self.fail("[evidence].seeds", "expected a non-empty list of integers, e.g. seeds = [0, 1, 2]")
+        for i, item in enumerate(value):
+            if not isinstance(item, int) or isinstance(item, bool) or item < 0:
+                raise self.fail(f"[evidence].seeds[{i}]", "expected a non-negative integer")
+        if len(set(value)) != len(value):
+            raise self.fail("[evidence].seeds", "a seed is listed twice")
+        return tuple(value)
+
     def config(self) -> Config:
         data = self.table("(top level)", self.data, self._SECTIONS)
         root = self.path.parent.resolve()
@@ -213,7 +234,7 @@ class _Reader:
         ev = self.table(
             "[evidence]",
             data.get("evidence", {}),
-            {"path", "default_timeout", "memory_mb", "max_processes", "max_file_mb", "max_log_mb", "seed"},
+            {"path", "default_timeout", "memory_mb", "max_processes", "max_file_mb", "max_log_mb", "seed", "seeds"},
         )
         evidence = EvidenceSettings(
             path=self.get(ev, "[evidence]", "path", str, "evidence"),
@@ -222,7 +243,7 @@ class _Reader:
             max_processes=self.get(ev, "[evidence]", "max_processes", int, 256),
             max_file_mb=self.get(ev, "[evidence]", "max_file_mb", int, 512),
             max_log_mb=self.get(ev, "[evidence]", "max_log_mb", int, 8),
-            seed=self.get(ev, "[evidence]", "seed", int, 0),
+            seeds=self._seeds(ev),
         )
         for key in ("default_timeout", "memory_mb", "max_processes", "max_file_mb", "max_log_mb"):
             if getattr(evidence, key) <= 0:

@@ -2,8 +2,10 @@
 
 - `evidence-invalid`: a block that is not a mapping, has bad fields, or names a missing module.
 - `claim-invalid`: a claim the claim grammar cannot parse (`fmbuild.evidence.claims`).
-- `maturity-unearned`: `maturity: verified` without a passing, fresh record for every claim.
-- `evidence-stale` (warning): the committed record predates a change to its module.
+- `maturity-unearned`: `maturity: verified` without a passing, fresh record for every claim,
+  covering every seed of the standard (`[evidence].seeds`), each claim holding on each seed.
+- `evidence-stale` (warning): the committed record predates a change to its module, or covers
+  fewer seeds than the standard.
 - `metric-unknown`: prose cites (`{{evidence:...}}`) a metric the record does not have.
 """
 
@@ -139,10 +141,16 @@ def check_stale(ctx: CheckContext) -> Iterator[Diagnostic]:
         if block is None or not block.name or not _module(ctx, block.name).path.is_dir():
             continue
         record = _record(ctx, block.name)
-        if record is not None and not _fresh(ctx, block.name, record):
+        if record is None:
+            continue
+        if not _fresh(ctx, block.name, record):
             yield warning(note.path, note.line_of("evidence"), 1, "evidence-stale",
                           f"{block.module} changed since its record of {record.date}; "
                           f"re-run: fmbuild verify --record {block.module}")
+        elif ctx.config is not None and record.missing_seeds(ctx.config.evidence.seeds):
+            yield warning(note.path, note.line_of("evidence"), 1, "evidence-stale",
+                          f"the record of {block.module} covers seeds {record.seeds}, the standard is "
+                          f"{list(ctx.config.evidence.seeds)}; re-run: fmbuild verify --record {block.module}")
 
 
 @rule("metric-refs")

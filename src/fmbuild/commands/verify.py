@@ -1,5 +1,7 @@
 """`fmbuild verify [NOTES|MODULES]`: run evidence modules isolated and cached, check the claims.
 
+Each module runs once per seed (`--seeds 0,1,2`, default `[evidence].seeds`); a claim must hold
+on every seed, and the output shows each claim's worst-case margin (`fmbuild.evidence.seeds`).
 Exit 0 when nothing failed, errored or timed out (skips are fine); 1 otherwise; 2 on usage or
 configuration errors. Progress and one line per finished module go to stderr; the summary table
 (text) or the JSON document (`--format json`) to stdout; `--junit FILE` writes JUnit XML for CI.
@@ -33,10 +35,13 @@ from fmbuild.commands.common import EXIT_FINDINGS, EXIT_OK, fail_usage
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), help="Also write JUnit XML here.")
 @click.option("--timeout", type=click.IntRange(min=1), help="Override every module's timeout (seconds).")
-@click.option("--seed", type=int, help="FMBUILD_SEED (default: [evidence].seed in fmbuild.toml).")
+@click.option("--seeds", "seeds_text", metavar="0,1,2",
+              help="Run each module once per seed; a claim must hold on every one (default: [evidence].seeds).")
+@click.option("--seed", type=int, help="One seed only (same as --seeds N).")
 def command(
     targets: tuple[str, ...], changed_since: str | None, device: str, jobs: int, gpu_jobs: int, no_cache: bool,
-    record: bool, scale: str, isolation: str, fmt: str, junit: Path | None, timeout: int | None, seed: int | None,
+    record: bool, scale: str, isolation: str, fmt: str, junit: Path | None, timeout: int | None,
+    seeds_text: str | None, seed: int | None,
 ) -> None:
     """Run evidence modules and check each note's claims against the measured metrics."""
     from rich.console import Console
@@ -46,12 +51,16 @@ def command(
     from fmbuild.evidence.devices import DeviceError, detect_gpu, host_device
     from fmbuild.evidence.isolation import IsolationError, choose_executor, fallback_reason
     from fmbuild.evidence.limits import MB, Limits
-    from fmbuild.evidence.runner import Runner, RunnerOptions
+    from fmbuild.evidence.runner import RunnerOptions
+    from fmbuild.evidence.seeds import SeedsRunner
     from fmbuild.evidence.selection import SelectionError, select
     from fmbuild.vault import load as loading
 
     if record and scale != "full":
         fail_usage("--record needs --scale full (smoke runs leave no record)")
+    if seeds_text is not None and seed is not None:
+        fail_usage("give --seeds or --seed, not both")
+    wanted = parse_seeds(seeds_text) if seeds_text is not None else ([seed] if seed is not None else None)
     try:
         config, vault = loading.load_project()
     except ConfigError as exc:
@@ -75,12 +84,19 @@ def command(
 
     ev = config.evidence
     limits = Limits(0, ev.memory_mb, ev.max_processes, ev.max_file_mb, ev.max_log_mb * MB)
-    runner = Runner(RunnerOptions(
+    seeds = wanted if wanted is not None else list(ev.seeds)
+    if record and not set(ev.seeds) <= set(seeds):
+        # A record is the standard's evidence: one missing a seed of it would not earn `verified`.
+        fail_usage(f"--record writes the record of the standard, [evidence].seeds = {list(ev.seeds)}: "
+                   f"--seeds {','.join(map(str, seeds))} lacks seed {', '.join(str(s) for s in ev.seeds if s not in seeds)}")
+    if record:  # the standard's first seed gives the record's prose values, log and artifacts
+        seeds = [*ev.seeds, *(s for s in seeds if s not in ev.seeds)]
+    runner = SeedsRunner(RunnerOptions(
         project_root=config.project_root, state_dir=config.project_root / ".fmbuild" / "evidence",
         executor=executor, gpu=gpu, host_device=host, device_choice=device, limits=limits,
-        default_timeout=ev.default_timeout, seed=ev.seed if seed is None else seed, scale=scale,
+        default_timeout=ev.default_timeout, seed=seeds[0], scale=scale,
         use_cache=not no_cache, record=record, timeout_override=timeout,
-    ))
+    ), seeds, vault_path=config.vault_path)
     isolation_text = executor.describe(limits)
     err = Console(stderr=True, highlight=False)
     # Piped or redirected, rich would wrap at 80 columns; a log reads better wider.
@@ -90,16 +106,29 @@ def command(
         err.print(f"[yellow]warning:[/] weaker isolation: {why or 'subprocess chosen'}; lacks {', '.join(executor.lacks())}")
     if not selected:
         err.print("No evidence modules selected.")
-    with report.LiveReport(err, len(selected)) as live:
+    with report.LiveReport(err, len(selected) * len(seeds), several_seeds=len(seeds) > 1) as live:
         results = runner.run_all(selected, parallel=jobs, gpu_parallel=gpu_jobs,
-                                 on_start=live.started, on_finish=live.finished)
+                                 on_start=live.started, on_finish=live.finished, on_module=live.module_finished)
     if out is not None:
-        report.print_text(out, results, isolation_text)
+        report.print_text(out, results, isolation_text, seeds)
     else:
-        click.echo(report.to_json(results, isolation_text, host))
+        click.echo(report.to_json(results, isolation_text, host, seeds))
     if junit is not None:
         try:
             report.write_junit(junit, results)
         except OSError as exc:
             fail_usage(f"--junit {junit}: {exc}")
     sys.exit(EXIT_OK if all(r.ok for r in results) else EXIT_FINDINGS)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """`0,1,2` → [0, 1, 2]; anything else is a usage error naming what is wrong."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part.isdigit():
+            fail_usage(f"--seeds {text!r}: {part!r} is not a seed (expected non-negative integers, e.g. --seeds 0,1,2)")
+        if int(part) in seeds:
+            fail_usage(f"--seeds {text!r}: seed {int(part)} is listed twice")
+        seeds.append(int(part))
+    return seeds

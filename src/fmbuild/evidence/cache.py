@@ -66,10 +66,11 @@ class RunCache:
         tmp = self.entries / f".{key}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(data, sort_keys=True, default=str), encoding="utf-8")
         tmp.replace(self.entries / f"{key}.json")
-        self._prune(data.get("module", ""), data.get("scale", ""), keep=key)
+        self._prune(data.get("module", ""), data.get("scale", ""), keep=key, seed=data.get("seed"))
         return CacheEntry(key, data, target)
 
-    def _prune(self, module: str, scale: str, keep: str) -> None:
+    def _prune(self, module: str, scale: str, keep: str, seed: Any = None) -> None:
+        # Per seed: the runs of one module on seeds 0, 1 and 2 do not evict each other.
         mine: list[tuple[float, Path]] = []
         for path in self.entries.glob("*.json"):
             try:
@@ -77,7 +78,8 @@ class RunCache:
             except (OSError, ValueError):
                 path.unlink(missing_ok=True)
                 continue
-            if data.get("module") == module and data.get("scale") == scale and path.stem != keep:
+            if (data.get("module") == module and data.get("scale") == scale and data.get("seed") == seed
+                    and path.stem != keep):
                 mine.append((path.stat().st_mtime, path))
         mine.sort(reverse=True)
         for _, path in mine[KEEP_PER_MODULE - 1 :]:

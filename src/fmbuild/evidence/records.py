@@ -58,7 +58,24 @@ class Record:
     fmbuild: str
     log_tail: str
     artifacts: list[str]  # names relative to artifact_dir
+    # The seeds the record covers (the first is `seed`, whose run gave `metrics`, the log and the
+    # artifacts) and every seed's metrics; a record written before seeds existed covers [seed].
+    seeds: list[int] = field(default_factory=list)
+    seed_metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     artifact_dir: Path = field(default=Path("."), compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            self.seeds = [self.seed]
+        if not self.seed_metrics:
+            self.seed_metrics = {str(self.seed): self.metrics}
+
+    def metrics_of(self, seed: int) -> dict[str, Any] | None:
+        return self.seed_metrics.get(str(seed))
+
+    def missing_seeds(self, standard: tuple[int, ...] | list[int]) -> list[int]:
+        """The seeds of the standard this record does not cover."""
+        return [s for s in standard if s not in self.seeds or self.metrics_of(s) is None]
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -67,6 +84,7 @@ class Record:
 
 
 _FIELDS = [f for f in Record.__dataclass_fields__ if f != "artifact_dir"]
+_OPTIONAL = {"seeds", "seed_metrics"}  # absent from records written before verification across seeds
 
 
 def load_record(module_dir: Path) -> Record | None:
@@ -76,10 +94,16 @@ def load_record(module_dir: Path) -> Record | None:
         data = json.loads((folder / RECORD_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(data, dict) or any(k not in data for k in _FIELDS):
+    if not isinstance(data, dict) or any(k not in data for k in _FIELDS if k not in _OPTIONAL):
         return None
-    values = {k: data[k] for k in _FIELDS}
+    values = {k: data[k] for k in _FIELDS if k in data}
     if not isinstance(values["metrics"], dict) or not isinstance(values["claims"], list):
+        return None
+    seeds = values.get("seeds", [])
+    per_seed = values.get("seed_metrics", {})
+    if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        return None
+    if not isinstance(per_seed, dict) or not all(isinstance(m, dict) for m in per_seed.values()):
         return None
     return Record(**values, artifact_dir=folder / "artifacts")
 
@@ -215,13 +239,21 @@ def evidence_state(config: Config, note: Note) -> tuple[str, str]:
         return "none", f"{block.module} has no committed record (run: fmbuild verify --record {block.module})"
     if record.status != "passed" or record.scale != "full":
         return "failing", f"the record of {block.module} is {record.status} at {record.scale} scale"
-    unmet = [v for v in (check_claim(c, record.metrics) for c in block.claims) if not v.ok]
-    if unmet:
-        first = unmet[0]
-        more = f" (and {len(unmet) - 1} more)" if len(unmet) > 1 else ""
-        return "failing", f"claim {first.metric} {first.expected}: {first.message}{more}"
+    standard = config.evidence.seeds
+    judged = [s for s in standard if record.metrics_of(s) is not None] or [record.seed]
+    for seed in judged:  # every claim on every recorded seed of the standard
+        metrics = record.metrics_of(seed) or record.metrics
+        unmet = [v for v in (check_claim(c, metrics) for c in block.claims) if not v.ok]
+        if unmet:
+            first = unmet[0]
+            more = f" (and {len(unmet) - 1} more)" if len(unmet) > 1 else ""
+            on = f" on seed {seed}" if len(record.seeds) > 1 or seed != record.seed else ""
+            return "failing", f"claim {first.metric} {first.expected}{on}: {first.message}{more}"
     if not is_fresh(record, module_dir):
         return "stale", f"{block.module} changed since its record of {record.date} (run: fmbuild verify --record {block.module})"
+    if record.missing_seeds(standard):
+        return "stale", (f"the record of {block.module} covers seeds {record.seeds}, the standard is {list(standard)} "
+                         f"(run: fmbuild verify --record {block.module})")
     claims = len(block.claims)
     return "passing", f"recorded {record.date}, {claims} claim{'s' if claims != 1 else ''} met"
 

@@ -1,5 +1,6 @@
-"""How `fmbuild verify` shows results: a live progress display and one line per finished module
-(stderr), a summary table with the details of what did not pass (stdout), JSON, and JUnit XML."""
+"""How `fmbuild verify` shows results: a live progress display and one line per finished run
+(stderr), a summary table, each module's claims with their worst-case margin over the seeds and the
+details of what did not pass (stdout), JSON, and JUnit XML."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from rich.markup import escape
 
-from fmbuild.evidence.runner import Job, Result
+from fmbuild.evidence.runner import ClaimResult, Job, Result
+from fmbuild.evidence.seeds import SeedClaim, SeedsResult
 
 if TYPE_CHECKING:  # imported where used: a cached run in CI never draws a bar or a table
     from rich.console import Console
@@ -34,10 +36,49 @@ def claims_summary(result: Result) -> str:
     return f"{met}/{len(result.claims)}"
 
 
-def one_line(result: Result) -> str:
+def format_margin(value: float | None) -> str:
+    """A signed margin, four significant digits: `+0.0312`, `-2`, `-` when the claim has none."""
+    if value is None:
+        return "-"
+    return f"{value:+.4g}"
+
+
+def format_measured(claim: ClaimResult) -> str:
+    """The measured value, or its range over the seeds (`0.91–0.94`)."""
+    if isinstance(claim, SeedClaim) and len(claim.per_seed) > 1:
+        span = claim.measured_range()
+        if span is not None:
+            low, high = span
+            return _value(low) if low == high else f"{_value(low)}–{_value(high)}"
+        values = {_value(v.measured) for v in claim.per_seed}
+        return values.pop() if len(values) == 1 else " / ".join(_value(v.measured) for v in claim.per_seed)
+    return _value(claim.measured)
+
+
+def _value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if value is None:
+        return "missing"
+    return str(value)
+
+
+def claim_verdict(claim: ClaimResult) -> str:
+    if claim.ok:
+        return "holds"
+    if isinstance(claim, SeedClaim) and claim.flaky:
+        return f"flaky (fails on seed {', '.join(map(str, claim.failed_seeds))})"
+    return "fails"
+
+
+def one_line(result: Result, seed: bool = False) -> str:
     """`passed  evasion-fgsm  42.1 s  cpu  claims 3/3  (cached)` with rich markup."""
     style = STYLE.get(result.status, "white")
     parts = [f"[{style}]{result.status:<7}[/]", f"[bold]{escape(result.module)}[/]"]
+    if seed:
+        parts.append(f"seed {result.seed}")
     if result.status != "skipped":
         parts.append(f"{result.duration_s:.1f} s")
         if result.device:
@@ -55,8 +96,9 @@ def one_line(result: Result) -> str:
 class LiveReport:
     """Progress while running (stderr): a bar and the modules in flight, and a line per result."""
 
-    def __init__(self, console: Console, total: int) -> None:
+    def __init__(self, console: Console, total: int, several_seeds: bool = False) -> None:
         self.console = console
+        self.several_seeds = several_seeds  # then each line names its seed
         # A live display only on a terminal; in CI logs and pipes, just the lines.
         self.progress: Progress | None = None
         if console.is_terminal:
@@ -90,34 +132,81 @@ class LiveReport:
         shown = ", ".join(self.running[:3])
         return shown + (f" +{len(self.running) - 3}" if len(self.running) > 3 else "")
 
-    def started(self, job: Job) -> None:
+    def _label(self, name: str, seed: int) -> str:
+        return f"{name}/{seed}" if self.several_seeds else name
+
+    def started(self, job: Job, seed: int = 0) -> None:
         with self.lock:
-            self.running.append(job.name)
+            self.running.append(self._label(job.name, seed))
             if self.progress is not None:
                 self.progress.update(self.task, description=self._describe())
 
     def finished(self, result: Result) -> None:
         with self.lock:
-            if result.module in self.running:
-                self.running.remove(result.module)
+            label = self._label(result.module, result.seed)
+            if label in self.running:
+                self.running.remove(label)
             if self.progress is not None:
                 self.progress.update(self.task, advance=1, description=self._describe())
-            self.console.print(one_line(result), highlight=False)
+            if self.several_seeds:  # with one seed, the module's line below says it all
+                self.console.print(one_line(result, seed=True), highlight=False)
+
+    def module_finished(self, result: Result) -> None:
+        """Every seed of a module done: its verdict over the seeds and what became of its record."""
+        with self.lock:
+            line = one_line(result)
+            if self.several_seeds and isinstance(result, SeedsResult):
+                line = line.replace(f"[bold]{escape(result.module)}[/]",
+                                    f"[bold]{escape(result.module)}[/]  seeds {','.join(map(str, result.seeds))}", 1)
+            self.console.print(line, highlight=False)
 
 
 def summary_table(results: list[Result]) -> Table:
     from rich.table import Table
 
     table = Table(title="Evidence", title_justify="left", show_lines=False)
-    for column in ("module", "status", "claims", "duration", "device", "cached", "reason"):
+    for column in ("module", "status", "claims", "worst margin", "duration", "device", "cached", "reason"):
         table.add_column(column, overflow="fold")
     for r in results:
         style = STYLE.get(r.status, "white")
+        status = f"[{style}]{r.status}[/]"
+        if isinstance(r, SeedsResult) and r.flaky:
+            status += " [red](flaky)[/]"
         table.add_row(
-            escape(r.module), f"[{style}]{r.status}[/]", claims_summary(r),
+            escape(r.module), status, claims_summary(r), escape(_worst_claim(r)),
             f"{r.duration_s:.1f} s" if r.status != "skipped" else "-", r.device or "-",
             "yes" if r.cached else "", escape(_clip(r.reason, REASON_WIDTH)),
         )
+    return table
+
+
+def _worst_claim(result: Result) -> str:
+    """`accuracy +0.021` for the claim nearest to failing (margins in different units are not
+    compared across claims: the smallest is simply the one named)."""
+    margins = [(c.worst_margin, c.metric) for c in result.claims if isinstance(c, SeedClaim) and c.worst_margin is not None]
+    if not margins:
+        return "-"
+    value, metric = min(margins)
+    return f"{_clip(metric, 40)} {format_margin(value)}"
+
+
+def claims_table(result: Result, seeds: list[int]) -> Table:
+    """One module's claims: the measured value (its range over the seeds), the worst-case margin
+    and the seed it came from, and whether the claim holds on every seed."""
+    from rich.table import Table
+
+    shown = ",".join(map(str, seeds))
+    table = Table(title=f"{result.module} — claims on seed{'s' if len(seeds) > 1 else ''} {shown}",
+                  title_justify="left", show_lines=False, box=None, pad_edge=False)
+    for column in ("note", "claim", "measured", "worst margin", "verdict"):
+        table.add_column(column, overflow="fold")
+    for c in result.claims:
+        worst = c.worst_margin if isinstance(c, SeedClaim) else None
+        where = f" (seed {c.worst_seed})" if isinstance(c, SeedClaim) and worst is not None and len(seeds) > 1 else ""
+        verdict = claim_verdict(c) if result.scale != "smoke" or not c.ok else "present"
+        style = "green" if c.ok else "red"
+        table.add_row(escape(c.note or "-"), escape(f"{c.metric} {c.expected}"), escape(format_measured(c)),
+                      escape(format_margin(worst) + where), f"[{style}]{escape(verdict)}[/]")
     return table
 
 
@@ -128,14 +217,20 @@ def counts(results: Iterable[Result]) -> dict[str, int]:
     return found
 
 
-def print_text(console: Console, results: list[Result], isolation: str) -> None:
+def print_text(console: Console, results: list[Result], isolation: str, seeds: list[int] | None = None) -> None:
     if not results:
         console.print("No evidence modules selected.")
         return
+    seeds = seeds or sorted({r.seed for r in results})
     console.print(summary_table(results))
     for r in results:
+        if r.claims and r.status in ("passed", "failed"):
+            console.print()
+            console.print(claims_table(r, seeds))
+    for r in results:
         if r.status == "failed":
-            console.print(f"\n[red bold]failed[/] [bold]{escape(r.module)}[/]")
+            flaky = " [red](flaky)[/]" if isinstance(r, SeedsResult) and r.flaky else ""
+            console.print(f"\n[red bold]failed[/] [bold]{escape(r.module)}[/]{flaky}")
             for c in r.claims:
                 if not c.ok:
                     where = f"{c.note}: " if c.note else ""
@@ -150,11 +245,13 @@ def print_text(console: Console, results: list[Result], isolation: str) -> None:
                 console.print(f"  [dim]full log: {escape(str(r.run_dir / 'log.txt'))}[/]")
     c = counts(results)
     total = ", ".join(f"{n} {s}" for s, n in c.items() if n)
-    console.print(f"\n{total}. Isolation: {escape(isolation)}", highlight=False)
+    on = f" Seeds: {', '.join(map(str, seeds))}." if seeds else ""
+    console.print(f"\n{total}.{on} Isolation: {escape(isolation)}", highlight=False)
 
 
-def to_json(results: list[Result], isolation: str, device: str) -> str:
+def to_json(results: list[Result], isolation: str, device: str, seeds: list[int] | None = None) -> str:
     payload = {
+        "seeds": seeds if seeds is not None else sorted({r.seed for r in results}),
         "results": [r.as_dict() for r in results],
         "counts": counts(results),
         "isolation": isolation,
@@ -182,10 +279,16 @@ def write_junit(path: Path, results: list[Result]) -> None:
             error.text = r.log_tail
         elif r.status == "skipped":
             ET.SubElement(case, "skipped", message=r.reason)
-        if r.cached or r.device:
+        if r.cached or r.device or r.claims:
             props = ET.SubElement(case, "properties")
             ET.SubElement(props, "property", name="device", value=r.device or "")
             ET.SubElement(props, "property", name="cached", value="true" if r.cached else "false")
+            if isinstance(r, SeedsResult):
+                ET.SubElement(props, "property", name="seeds", value=",".join(map(str, r.seeds)))
+            for c in r.claims:  # one per claim: its worst-case margin over the seeds and its verdict
+                worst = c.worst_margin if isinstance(c, SeedClaim) else None
+                ET.SubElement(props, "property", name=f"claim {c.note}: {c.metric} {c.expected}",
+                              value=f"{claim_verdict(c)}; measured {format_measured(c)}; worst margin {format_margin(worst)}")
     tree = ET.ElementTree(ET.Element("testsuites"))
     tree.getroot().append(suite)
     ET.indent(tree)

@@ -158,10 +158,11 @@ def utc_now() -> str:
 
 
 class Runner:
-    def __init__(self, options: RunnerOptions) -> None:
+    def __init__(self, options: RunnerOptions, gpu_lock: threading.Semaphore | None = None) -> None:
         self.o = options
         self.cache = RunCache(options.state_dir)
-        self._gpu_lock = threading.Semaphore(1)
+        # One lock for every runner of a `verify` (one per seed): GPU runs never overlap across them.
+        self._gpu_lock = gpu_lock or threading.Semaphore(1)
         self._secrets = secret_values()
         self._sweep_abandoned_work()
 

@@ -24,6 +24,7 @@ from fmbuild.vault.cache import ParseCache, pack_note, unpack_note
 from fmbuild.vault.model import Note, Vault
 
 NOTE_SUFFIX = ".md"
+RECORDS_FOLDER = "records"  # vault/records/<module>/: plots copied by `fmbuild verify --record`
 # Below this many notes to parse, worker processes cost more than they save.
 PARALLEL_THRESHOLD = 400
 
@@ -403,6 +404,8 @@ class _Walker:
                 )
                 self._note_or_attachment_unparsed(path)
                 continue
+            if name.endswith(".md") and path.lower().startswith(RECORDS_FOLDER + "/"):
+                continue  # `verify --record`'s generated plots folder holds no notes (only its README)
             if name.endswith(".md"):
                 self.notes.append(_File(path, entry.path, st.st_size, st.st_mtime_ns))
             else:
