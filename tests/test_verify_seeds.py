@@ -218,3 +218,10 @@ def test_config_scalar_seed_still_reads_as_one_seed(tmp_path: Path) -> None:
     toml.write_text('[evidence]\nseed = 4\n')
     ev = load_config(toml).evidence
     assert ev.seeds == (4,) and ev.seed == 4
+
+
+def test_merge_orders_seeds_as_the_standard_not_as_they_finished() -> None:
+    runs = _runs({2: 0.5, 0: 0.5, 1: 0.5})
+    result = merge(_job(">= 0.8"), [0, 1, 2], runs, "full")
+    assert [v.seed for v in result.claims[0].per_seed] == [0, 1, 2]
+    assert "fails on seeds 0, 1, 2" in result.reason

@@ -42,6 +42,8 @@ CODES: dict[str, str] = {
     "evidence-invalid": "an evidence block that names a missing module or has bad fields",
     "evidence-stale": "the committed evidence record predates a change to its module",
     "metric-unknown": "prose cites a metric the evidence record does not have",
+    "log-unknown": "a log excerpt ({{log:EVENT}}) the evidence record has no line for, or a malformed one",
+    "plot-unknown": "a plot embed (![[records/<module>/<plot>]]) the evidence record does not hold",
     "edge-invalid": "a mitigates/enables/covers/applies edge to a note of the wrong type",
     "edge-deprecated": "an edge to a deprecated note",
     "control-missing": "a technique no control mitigates, or a control that mitigates nothing",

@@ -7,6 +7,10 @@
 - `evidence-stale` (warning): the committed record predates a change to its module, or covers
   fewer seeds than the standard.
 - `metric-unknown`: prose cites (`{{evidence:...}}`) a metric the record does not have.
+- `log-unknown`: a log excerpt (`{{log:EVENT}}`, `{{log:EVENT:N}}`, `{{log:module/EVENT}}`) that
+  is malformed, not alone on its line, or names an event the record's log has too few lines of.
+- `plot-unknown`: a plot embed (`![[records/<module>/<plot>.png]]`) naming a module or plot the
+  committed record does not hold, or one `verify --record` has not copied into the vault yet.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from fmbuild.check.registry import CheckContext, rule
 from fmbuild.diagnostics import Diagnostic, error, warning
 from fmbuild.evidence.claims import MissingMetric, lookup
 from fmbuild.evidence.contract import EvidenceBlock, ModuleSpec, read_evidence_block, read_module
-from fmbuild.evidence.records import Record, evidence_state, is_fresh, load_record
+from fmbuild.evidence.records import Record, evidence_state, is_fresh, load_record, log_lines
 from fmbuild.vault.model import Note
 
 
@@ -199,3 +203,87 @@ def _leaf_paths(metrics: object, prefix: str = "") -> list[str]:
         return found
     return [prefix.rstrip(".")]
 
+
+
+@rule("log-refs")
+def check_log_refs(ctx: CheckContext) -> Iterator[Diagnostic]:
+    config = ctx.config
+    assert config is not None
+    for note in ctx.vault.notes.values():
+        if not ctx.wants(note.path) or not note.log_refs:
+            continue
+        own = _block(ctx, note)
+        for ref in note.log_refs:
+            if ref.problem:
+                yield error(note.path, ref.line, ref.column, "log-unknown", f"{ref.raw}: {ref.problem}")
+                continue
+            name = ref.module or (own.name if own is not None else "")
+            if not name:
+                yield error(note.path, ref.line, ref.column, "log-unknown",
+                            f"{ref.raw}: this note has no evidence module; name one: {{{{log:<module>/{ref.event}}}}}")
+                continue
+            if not (config.evidence_root / name).is_dir():
+                yield error(note.path, ref.line, ref.column, "log-unknown", f"{ref.raw}: no evidence module named {name!r}")
+                continue
+            record = _record(ctx, name)
+            if record is None:
+                yield warning(note.path, ref.line, ref.column, "log-unknown",
+                              f"{ref.raw}: {name} has no committed record yet, so the page cannot show this excerpt "
+                              f"(run: fmbuild verify --record {name})")
+                continue
+            found = len(_log_events(ctx, name, record).get(ref.event, ()))
+            if found == 0:
+                known = ", ".join(sorted(_log_events(ctx, name, record))[:8]) or "no JSON event lines"
+                yield error(note.path, ref.line, ref.column, "log-unknown",
+                            f"{ref.raw}: the record of {name} has no log line with event {ref.event!r} (it has: {known})")
+            elif found < ref.count:
+                yield error(note.path, ref.line, ref.column, "log-unknown",
+                            f"{ref.raw}: the record of {name} has {found} log line{'s' if found != 1 else ''} "
+                            f"with event {ref.event!r}, not {ref.count}")
+
+
+def _log_events(ctx: CheckContext, name: str, record: Record) -> dict[str, list[str]]:
+    cache = ctx.cache.setdefault("evidence.log_events", {})
+    assert isinstance(cache, dict)
+    if name not in cache:
+        cache[name] = log_lines(record)
+    return cache[name]
+
+
+@rule("plot-refs")
+def check_plot_refs(ctx: CheckContext) -> Iterator[Diagnostic]:
+    config = ctx.config
+    assert config is not None
+    from fmbuild.evidence.seeds import VAULT_RECORDS
+
+    prefix = VAULT_RECORDS + "/"
+    for note in ctx.vault.notes.values():
+        if not ctx.wants(note.path):
+            continue
+        for link in note.links:
+            if not link.is_embed:
+                continue
+            target = link.target.strip().replace("\\", "/").lstrip("/")
+            if not target.startswith(prefix):
+                continue
+            module, _, plot = target[len(prefix):].partition("/")
+            if not module or not plot:
+                yield error(note.path, link.line, link.column, "plot-unknown",
+                            f"{link.raw}: a plot embed names a module and a file: ![[records/<module>/<plot>.png]]")
+                continue
+            if not (config.evidence_root / module).is_dir():
+                yield error(note.path, link.line, link.column, "plot-unknown", f"{link.raw}: no evidence module named {module!r}")
+                continue
+            record = _record(ctx, module)
+            if record is None:
+                yield warning(note.path, link.line, link.column, "plot-unknown",
+                              f"{link.raw}: {module} has no committed record yet (run: fmbuild verify --record {module})")
+                continue
+            if plot not in record.artifacts:
+                plots = [a for a in record.artifacts if a.lower().endswith((".png", ".svg", ".jpg", ".jpeg", ".gif", ".webp"))]
+                yield error(note.path, link.line, link.column, "plot-unknown",
+                            f"{link.raw}: the record of {module} has no plot {plot!r} (it has: {', '.join(plots) or 'none'})")
+            elif not (config.vault_path / target).is_file():
+                yield error(note.path, link.line, link.column, "plot-unknown",
+                            f"{link.raw}: the record of {module} has {plot} but the vault has no copy yet "
+                            f"(run: fmbuild verify --record {module})")

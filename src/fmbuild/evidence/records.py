@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from fmbuild.config import Config
     from fmbuild.vault.model import Note
 
-__all__ = ["Record", "load_record", "write_record", "inputs_hash", "is_fresh", "evidence_state", "RECORD_DIR"]
+__all__ = ["Record", "load_record", "write_record", "inputs_hash", "is_fresh", "evidence_state", "log_lines", "RECORD_DIR"]
 
 RECORD_DIR = "record"
 RECORD_FILE = "record.json"
@@ -256,6 +256,27 @@ def evidence_state(config: Config, note: Note) -> tuple[str, str]:
                          f"(run: fmbuild verify --record {block.module})")
     claims = len(block.claims)
     return "passing", f"recorded {record.date}, {claims} claim{'s' if claims != 1 else ''} met"
+
+
+def log_lines(record: Record) -> dict[str, list[str]]:
+    """The record's JSON log lines by their `event` field, in the order they were logged (each
+    line exactly as recorded). Lines that are not JSON objects with a string `event` are left out."""
+    found: dict[str, list[str]] = {}
+    try:
+        text = (record.artifact_dir.parent / "log.txt").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return found
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped.startswith("{"):
+            continue
+        try:
+            data = json.loads(stripped)
+        except ValueError:
+            continue
+        if isinstance(data, dict) and isinstance(data.get("event"), str):
+            found.setdefault(data["event"], []).append(stripped)
+    return found
 
 
 def sanitize_log(text: str, replacements: dict[str, str]) -> str:

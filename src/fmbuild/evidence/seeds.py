@@ -202,6 +202,7 @@ def _summarise(note: str, metric: str, expected: str, per_seed: list[SeedVerdict
 
 def merge(job: Job, seeds: list[int], runs: dict[int, Result], scale: str) -> SeedsResult:
     """One module's per-seed results as one: status, reason, claims, and the first seed's values."""
+    runs = {s: runs[s] for s in seeds}  # in the standard's order, not the order they finished in
     first = runs[seeds[0]]
     fields = {f.name: getattr(first, f.name) for f in dataclasses.fields(Result)}
     fields.update(

@@ -11,7 +11,8 @@ construct becomes:
 - image embeds: images with their size (`![[plot.png|300]]` -> `{ width="300" }`);
 - block ids: HTML anchors; `%% %%` and HTML comments: removed; `==highlight==`: `<mark>`;
 - inline tags: links to their tag page; `{{evidence:metric}}`: the recorded value, or a visible
-  "not measured" marker;
+  "not measured" marker; `{{log:EVENT}}` (alone on its line): the recorded log lines as a code
+  block; `![[records/<module>/<plot>.png]]`: the recorded plot, an ordinary image embed;
 - raw HTML outside the allowlist, remote images and active-scheme links: neutralised;
 - callouts: admonitions (`callouts.py`), as a last, line-level pass.
 """
@@ -32,7 +33,7 @@ from fmbuild.site.evidence_view import EvidenceBook, format_value
 from fmbuild.site.sanitize import TAG as HTML_TAG
 from fmbuild.site.sanitize import clean_inline, safe_url, tag_is_safe
 from fmbuild.site.source import Source, read_source, source_of
-from fmbuild.vault.model import Link, LinkKind, Note, Vault
+from fmbuild.vault.model import Link, LinkKind, LogRef, Note, Vault
 from fmbuild.vault.resolve import Resolution, Resolver
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg", ".bmp", ".avif"})
@@ -159,6 +160,12 @@ class Converter:
             offset = src.offset(ref.line, ref.column)
             if inside(offset) and text[offset : offset + len(ref.raw)] == ref.raw:
                 edits.add(offset, offset + len(ref.raw), self._metric(note, ref.module, ref.metric, ref.fmt))
+
+        for log in note.log_refs:
+            offset = src.offset(log.line, log.column)
+            if inside(offset) and text[offset : offset + len(log.raw)] == log.raw:
+                indent = text[text.rfind("\n", 0, offset) + 1 : offset]
+                edits.add(offset, offset + len(log.raw), self._log(note, log, indent if not indent.strip() else ""))
 
         anchors = self.site.anchors_of(note)
         for index, heading in enumerate(note.headings):
@@ -407,6 +414,18 @@ class Converter:
 
     # --- metrics ---------------------------------------------------------------------------------
 
+    def _log(self, note: Note, ref: LogRef, indent: str) -> str:
+        """A `{{log:...}}` line: the recorded lines as a code block, or a visible marker."""
+        book = self.site.evidence
+        module = book.named(ref.module) if ref.module else book.for_note(note)
+        lines = module.log_lines(ref.event, ref.count) if module is not None and not ref.problem else []
+        if lines:
+            return log_block(lines, indent)
+        reason = ref.problem or ("no evidence module" if module is None else
+                                 "no record" if module.record is None else f"the record has no {ref.event} line")
+        return (f'<span class="fm-metric fm-not-measured" title="{html.escape(ref.raw + ": " + reason)}">'
+                "log excerpt not recorded</span>")
+
     def _metric(self, note: Note, module_name: str | None, metric: str, fmt: str | None) -> str:
         book = self.site.evidence
         module = book.named(module_name) if module_name else book.for_note(note)
@@ -423,6 +442,14 @@ class Converter:
         reason = "no evidence module" if module is None else ("no record" if module.record is None else "the record has no such metric")
         return (f'<span class="fm-metric fm-not-measured" title="{html.escape(where + ": " + reason)}">'
                 "not measured</span>")
+
+
+def log_block(lines: list[str], indent: str = "") -> str:
+    """Recorded log lines as a fenced code block (the renderer escapes its text); the fence is
+    longer than any run of backticks inside."""
+    longest = max((len(m.group(0)) for line in lines for m in re.finditer(r"`+", line)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"\n{indent}".join([f"{fence}text", *lines, fence])
 
 
 def docs_path(note: Note) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from fmbuild.evidence.contract import read_evidence_block
-from fmbuild.evidence.records import Record, is_fresh, load_record
+from fmbuild.evidence.records import Record, is_fresh, load_record, log_lines
 from fmbuild.vault.model import Note
 
 # Artifacts that are published: images shown inline, data and text offered as downloads.
@@ -39,6 +39,16 @@ class ModuleEvidence:
     fresh: bool | None  # None when there is no record
     artifacts: list[Artifact] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # notes backed by it (vault paths)
+    _events: dict[str, list[str]] | None = field(default=None, repr=False)
+
+    def log_lines(self, event: str, count: int) -> list[str]:
+        """The first `count` recorded log lines whose JSON `event` is `event` (fewer if the log
+        has fewer; none without a record)."""
+        if self.record is None:
+            return []
+        if self._events is None:
+            self._events = log_lines(self.record)
+        return self._events.get(event, [])[:count]
 
     @property
     def status(self) -> str:

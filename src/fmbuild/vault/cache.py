@@ -30,7 +30,7 @@ from typing import Any
 
 from fmbuild import __version__
 from fmbuild.diagnostics import Diagnostic, Severity
-from fmbuild.vault.model import Block, Hazard, Heading, Link, LinkKind, MetricRef, Note, Tag, link_file_name
+from fmbuild.vault.model import Block, Hazard, Heading, Link, LinkKind, LogRef, MetricRef, Note, Tag, link_file_name
 
 CACHE_DIR = ".fmbuild"
 CACHE_FILE = "parse-cache.bin"
@@ -39,7 +39,7 @@ LINKS_FILE = "parse-cache.links.bin"
 DELTA_SHARE = 0.05  # changes beyond this share of the entries: write the whole cache again
 DELTA_MIN = 64
 MAGIC = b"FMBPARSE"
-FORMAT = 3
+FORMAT = 4  # 4: log references (`{{log:EVENT}}`)
 _DIGEST = 32
 _MARSHAL_VERSION = 4
 
@@ -357,6 +357,7 @@ def encode_note(note: Note) -> tuple[Any, ...] | None:
         # decoded when first read (only while deprecated notes exist): a plain list of names
         marshal.dumps(_link_names(note.links), _MARSHAL_VERSION),
         [(m.module, m.metric, m.fmt, m.line, m.column, m.raw) for m in note.metric_refs],
+        [(r.module, r.event, r.count, r.line, r.column, r.raw, r.problem) for r in note.log_refs],
         [(h.kind, h.text, h.line, h.column) for h in note.hazards],
         note.table_rows,
         [(d.line, d.column, d.severity.value, d.code, d.message) for d in note.problems],
@@ -439,8 +440,8 @@ def decode_note(path: str, data: tuple[Any, ...], source: str | None = None, bod
     """A cached note. Its links stay packed until first read (`CachedNote`); `source` is the
     file to parse again should they turn out not to decode. `body`: the body links kept apart
     from `data` (packed bytes, or a `_LinksSlice` read when first needed)."""
-    (sha256, size, frontmatter, dates, field_lines, body_line, rest, tags, links, names, refs, hazards, rows,
-     problems) = data
+    (sha256, size, frontmatter, dates, field_lines, body_line, rest, tags, links, names, refs, log_refs, hazards,
+     rows, problems) = data
     if not isinstance(frontmatter, dict) or not isinstance(field_lines, dict):
         raise TypeError("frontmatter")
     if not isinstance(rest, bytes):
@@ -462,6 +463,7 @@ def decode_note(path: str, data: tuple[Any, ...], source: str | None = None, bod
         tags=list(starmap(Tag, tags)),
         links=None,  # type: ignore[arg-type]
         metric_refs=list(starmap(MetricRef, refs)) if refs else [],
+        log_refs=list(starmap(LogRef, log_refs)) if log_refs else [],
         hazards=list(starmap(Hazard, hazards)) if hazards else [],
         table_rows=[int(r) for r in rows] if rows else [],
         problems=[Diagnostic(path, p[0], p[1], _SEVERITIES[p[2]], p[3], p[4]) for p in problems] if problems else [],

@@ -86,6 +86,20 @@ class MetricRef:
 
 
 @dataclass(slots=True)
+class LogRef:
+    """A log excerpt cited by reference, alone on its line: `{{log:EVENT}}` (the first recorded
+    line whose JSON `event` is EVENT), `{{log:EVENT:N}}` (the first N) or `{{log:module/EVENT}}`."""
+
+    module: str | None  # None = the note's own evidence module
+    event: str
+    count: int  # how many lines
+    line: int
+    column: int
+    raw: str
+    problem: str = ""  # why the reference is malformed ('' when it is fine)
+
+
+@dataclass(slots=True)
 class Hazard:
     """Raw HTML in a note that would run in a reader's browser (outside code and comments)."""
 
@@ -106,6 +120,7 @@ class Note:
     tags: list[Tag] = field(default_factory=list)
     links: list[Link] = field(default_factory=list)
     metric_refs: list[MetricRef] = field(default_factory=list)
+    log_refs: list[LogRef] = field(default_factory=list)
     hazards: list[Hazard] = field(default_factory=list)
     # Lines that are body rows of a markdown table (header rows excluded), outside code: a
     # playbook's tables of wikilinks declare what it covers and applies.

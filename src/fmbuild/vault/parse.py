@@ -38,7 +38,7 @@ from fmbuild.vault.frontmatter import (
 )
 from fmbuild.vault.html import find_hazards, script_url
 from fmbuild.vault.lines import Lines
-from fmbuild.vault.model import Block, Hazard, Heading, Link, LinkKind, MetricRef, Note, Tag
+from fmbuild.vault.model import Block, Hazard, Heading, Link, LinkKind, LogRef, MetricRef, Note, Tag
 from fmbuild.vault import regions as _regions
 from fmbuild.vault.regions import code_free
 from fmbuild.vault.tables import table_rows as _table_rows
@@ -76,6 +76,8 @@ _MD_LINK = re.compile(
 # here never uncovers another one inside it.
 _TAG = re.compile(r"#(?<!\S#)([^\s!-,.:-@\[-\^`{-~]+)")
 _METRIC = re.compile(r"\{\{\s*evidence:([^{}\s:]+)(?::([^{}]*?))?\s*\}\}")
+_LOG = re.compile(r"\{\{\s*log:([^{}\n]*?)\s*\}\}")
+_LOG_EVENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _FM_WIKILINK = re.compile(r"\[\[([^\[\]\n]+)\]\]")
 _TAG_SPLIT = re.compile(r"[,\s]+")
@@ -258,6 +260,37 @@ def _metric_refs(masked: str, lines: Lines) -> Iterator[MetricRef]:
         yield MetricRef(module, ref, fmt.strip() if fmt else None, line, col, m.group(0))
 
 
+def _log_refs(masked: str, lines: Lines) -> Iterator[LogRef]:
+    for m in _LOG.finditer(masked):
+        line, col = lines.pos(m.start())
+        yield _log_ref(m.group(1), masked, m.start(), m.end(), line, col, m.group(0))
+
+
+def _log_ref(inner: str, masked: str, start: int, end: int, line: int, col: int, raw: str) -> LogRef:
+    module: str | None = None
+    count, problem = 1, ""
+    head, sep, tail = inner.rpartition(":")
+    if sep:
+        inner = head
+        if not tail.strip().isdigit() or int(tail) < 1:
+            problem = f"{tail.strip()!r} is not a number of lines (write {{{{log:EVENT:3}}}} for the first three)"
+        else:
+            count = int(tail)
+    if "/" in inner:
+        module, inner = inner.rsplit("/", 1)
+        module = module.strip()
+        if module.startswith("evidence/"):
+            module = module[len("evidence/") :]
+    event = inner.strip()
+    if not problem and not _LOG_EVENT.fullmatch(event):
+        problem = f"{event!r} is not an event name (letters, digits, '_', '.', '-')"
+    line_start = masked.rfind("\n", 0, start) + 1
+    line_end = masked.find("\n", end)
+    if not problem and (masked[line_start:start].strip() or masked[end : len(masked) if line_end < 0 else line_end].strip()):
+        problem = "a log excerpt stands alone on its own line (it renders as a code block)"
+    return LogRef(module or None, event, count, line, col, raw, problem)
+
+
 def _frontmatter_tags(value: Any, key: str, locate: FrontmatterLocator) -> Iterator[Tag]:
     if isinstance(value, str):
         items: list[Any] = [t for t in _TAG_SPLIT.split(value) if t]
@@ -366,7 +399,9 @@ def parse_note(path: str, text: str, *, sha256: str = "", size: int = 0) -> Note
     body_links.sort(key=_LINK_ORDER)
     links.extend(body_links)
     # `"{" in` first: a one-character search is several times faster than one for "{{".
-    metric_refs = list(_metric_refs(masked, lines)) if "{" in masked and "{{" in masked else []
+    braces = "{" in masked and "{{" in masked
+    metric_refs = list(_metric_refs(masked, lines)) if braces else []
+    log_refs = list(_log_refs(masked, lines)) if braces and "log:" in masked else []
     table_rows = _table_rows(text, masked, lines) if "|" in masked else []
     if "<" in masked:
         hazards.extend(find_hazards(masked, lines))
@@ -382,6 +417,7 @@ def parse_note(path: str, text: str, *, sha256: str = "", size: int = 0) -> Note
         tags=tags,
         links=links,
         metric_refs=metric_refs,
+        log_refs=log_refs,
         hazards=hazards,
         table_rows=table_rows,
         problems=problems,

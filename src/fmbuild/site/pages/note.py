@@ -129,17 +129,39 @@ def _deprecation(note: Note, page: str, ctx: SiteContext) -> str:
 # --- evidence --------------------------------------------------------------------------------------
 
 
+def seed_range(claim: dict[str, Any]) -> tuple[str, str]:
+    """(the measured range over the record's seeds, `0.91–0.94`; the worst-case margin, `+0.01`),
+    each '' when the record does not have it (a record from before seeds, a non-numeric claim)."""
+    per_seed = claim.get("seeds")
+    span = ""
+    if isinstance(per_seed, dict) and per_seed:
+        values = [v.get("measured") for v in per_seed.values() if isinstance(v, dict)]
+        numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if numbers and len(numbers) == len(values):
+            low, high = min(numbers), max(numbers)
+            span = format_value(low) if low == high else f"{format_value(low)}–{format_value(high)}"
+        elif values:
+            shown = sorted({format_value(v) for v in values})
+            span = " / ".join(shown)
+    worst = claim.get("worst_margin")
+    margin = f"{worst:+.4g}" if isinstance(worst, (int, float)) and not isinstance(worst, bool) else ""
+    return span, margin
+
+
 def evidence_panel(note: Note, module: ModuleEvidence, page: str, ctx: SiteContext) -> str:
     record = module.record
     claims = []
     for c in module.claims_for(note):
         measured = c.get("measured")
+        span, worst = seed_range(c)
         claims.append({
             "metric": c.get("metric", ""),
             "expected": c.get("expected", ""),
             "measured": "not measured" if measured is None else format_value(measured),
+            "range": span,
+            "worst": worst,
             "ok": bool(c.get("ok")),
-            "verdict": "met" if c.get("ok") else "not met",
+            "verdict": ("met" if c.get("ok") else "flaky" if c.get("flaky") else "not met"),
             "message": c.get("message") or "",
         })
     declared: list[str] = []
@@ -157,6 +179,8 @@ def evidence_panel(note: Note, module: ModuleEvidence, page: str, ctx: SiteConte
                 "metric": metric,
                 "expected": str(evidence["claims"][metric]),
                 "measured": format_value(value) if found else "not measured",
+                "range": "",
+                "worst": "",
                 "ok": False,
                 "verdict": "no verdict",
                 "message": "this record predates the claim: run fmbuild verify",
@@ -175,6 +199,7 @@ def evidence_panel(note: Note, module: ModuleEvidence, page: str, ctx: SiteConte
         "files": [],
         "withheld": [],
         "log_url": "",
+        "seeds_shown": ", ".join(str(x) for x in record.seeds) if record is not None else "",
     }
     if record is not None:
         env = record.environment if isinstance(record.environment, dict) else {}
