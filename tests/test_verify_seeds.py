@@ -15,7 +15,8 @@ from fmbuild.evidence.claims import parse_claim
 from fmbuild.evidence.records import evidence_state, load_record
 from fmbuild.evidence.runner import Job, NoteClaims, Result
 from fmbuild.evidence.contract import read_module
-from fmbuild.evidence.seeds import merge, margin
+from fmbuild.evidence.margins import margin
+from fmbuild.evidence.seeds import merge
 from fmbuild.vault.load import load_vault
 from test_evidence_support import fmbuild, make_project
 

@@ -22,7 +22,7 @@ from fmbuild.check.registry import CheckContext, rule
 from fmbuild.diagnostics import Diagnostic, error, warning
 from fmbuild.evidence.claims import MissingMetric, lookup
 from fmbuild.evidence.contract import EvidenceBlock, ModuleSpec, read_evidence_block, read_module
-from fmbuild.evidence.records import Record, evidence_state, is_fresh, load_record, log_lines
+from fmbuild.evidence.records import PLOT_SUFFIXES, VAULT_RECORDS, Record, evidence_state, is_fresh, load_record, log_lines
 from fmbuild.vault.model import Note
 
 
@@ -254,8 +254,6 @@ def _log_events(ctx: CheckContext, name: str, record: Record) -> dict[str, list[
 def check_plot_refs(ctx: CheckContext) -> Iterator[Diagnostic]:
     config = ctx.config
     assert config is not None
-    from fmbuild.evidence.seeds import VAULT_RECORDS
-
     prefix = VAULT_RECORDS + "/"
     for note in ctx.vault.notes.values():
         if not ctx.wants(note.path):
@@ -280,7 +278,7 @@ def check_plot_refs(ctx: CheckContext) -> Iterator[Diagnostic]:
                               f"{link.raw}: {module} has no committed record yet (run: fmbuild verify --record {module})")
                 continue
             if plot not in record.artifacts:
-                plots = [a for a in record.artifacts if a.lower().endswith((".png", ".svg", ".jpg", ".jpeg", ".gif", ".webp"))]
+                plots = [a for a in record.artifacts if a.lower().endswith(PLOT_SUFFIXES)]
                 yield error(note.path, link.line, link.column, "plot-unknown",
                             f"{link.raw}: the record of {module} has no plot {plot!r} (it has: {', '.join(plots) or 'none'})")
             elif not (config.vault_path / target).is_file():

@@ -26,13 +26,14 @@ from markdown_it.token import Token
 from fmbuild import __version__, frameworks
 from fmbuild.evidence.claims import check_claim
 from fmbuild.evidence.contract import read_evidence_block
+from fmbuild.evidence.margins import margin
 from fmbuild.site.anchors import PageIds, opens_with_h1, slug
 from fmbuild.site.edits import EditSet
 from fmbuild.site.evidence_view import EvidenceBook, format_value
 from fmbuild.site.sanitize import TAG as HTML_TAG
 from fmbuild.site.sanitize import tag_is_safe
 from fmbuild.site.source import Source, read_source
-from fmbuild.vault.model import Link, LinkKind, Note
+from fmbuild.vault.model import Link, LinkKind, LogRef, Note
 from fmbuild.vault.resolve import Resolution
 
 if TYPE_CHECKING:
@@ -165,6 +166,10 @@ class ManualCompiler:
             offset = src.offset(ref.line, ref.column)
             if inside(offset) and text[offset : offset + len(ref.raw)] == ref.raw:
                 edits.add(offset, offset + len(ref.raw), out.fragment(self._metric(note, ref.module, ref.metric, ref.fmt)))
+        for log in note.log_refs:
+            offset = src.offset(log.line, log.column)
+            if inside(offset) and text[offset : offset + len(log.raw)] == log.raw:
+                edits.add(offset, offset + len(log.raw), out.fragment(self._log(note, log)))
         for block in note.blocks:
             line_start, line_end = src.line_span(block.line)
             m = re.search(rf"(?:^|[ \t])(\^{re.escape(block.id)})[ \t]*$", text[line_start:line_end])
@@ -279,6 +284,14 @@ class ManualCompiler:
         label = link.alias if (link.alias and not link.is_embed) else name
         return f'<span class="attachment" title="a file of the vault, not part of the Edition">{esc(label)}</span>'
 
+    def _log(self, note: Note, ref: LogRef) -> str:
+        """`{{log:...}}`: the recorded log lines, escaped, as a preformatted block."""
+        module = self.book.named(ref.module) if ref.module else self.book.for_note(note)
+        lines = module.log_lines(ref.event, ref.count) if module is not None and not ref.problem else []
+        if lines:
+            return f'<pre class="log"><code>{esc(chr(10).join(lines))}</code></pre>'
+        return f'<span class="metric not-measured" title="{esc(ref.raw)}">log excerpt not recorded</span>'
+
     def _metric(self, note: Note, module_name: str | None, metric: str, fmt: str | None) -> str:
         module = self.book.named(module_name) if module_name else self.book.for_note(note)
         where = f"evidence/{module.name}: {metric}" if module else metric
@@ -322,23 +335,42 @@ class ManualCompiler:
             lines.append(f'<p class="unverified">Not verified at this Edition: {esc(standing.detail)}</p>')
         record = module.record if module else None
         if block.claims:
-            lines.append("<table><thead><tr><th>metric</th><th>claim</th><th>measured</th><th>verdict</th></tr></thead><tbody>")
+            seeds = [s for s in record.seeds if record.metrics_of(s) is not None] if record is not None else []
+            lines.append("<table><thead><tr><th>metric</th><th>claim</th><th>measured</th>"
+                         f"<th>range over seeds {esc(', '.join(map(str, seeds)))}</th><th>worst margin</th>"
+                         "<th>verdict</th></tr></thead><tbody>")
             for claim in block.claims:
+                span = worst = "–"
                 if record is None:
                     measured, verdict = "not measured", "no record"
                 else:
                     v = check_claim(claim, record.metrics)
                     measured = "not measured" if v.measured is None else format_value(v.measured)
-                    verdict = "met" if v.ok else f"not met: {v.message}"
+                    per_seed = [(s, check_claim(claim, record.metrics_of(s) or {})) for s in seeds]
+                    failed = [s for s, sv in per_seed if not sv.ok]
+                    values = [sv.measured for _s, sv in per_seed]
+                    if values and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in values):
+                        low, high = min(values), max(values)
+                        span = format_value(low) if low == high else f"{format_value(low)}–{format_value(high)}"
+                    margins = [margin(claim, record.metrics_of(s) or {}) for s in seeds]
+                    if margins and all(m is not None for m in margins):
+                        worst = f"{min(m for m in margins if m is not None):+.4g}"
+                    if v.ok and not failed:
+                        verdict = "met"
+                    elif failed and len(failed) < len(seeds):
+                        verdict = f"flaky: not met on seed {', '.join(map(str, failed))}"
+                    else:
+                        verdict = f"not met: {v.message}"
                 lines.append(f"<tr><td><code>{esc(claim.metric)}</code></td><td><code>{esc(claim.source)}</code></td>"
-                             f"<td>{esc(measured)}</td><td>{esc(verdict)}</td></tr>")
+                             f"<td>{esc(measured)}</td><td>{esc(span)}</td><td>{esc(worst)}</td><td>{esc(verdict)}</td></tr>")
             lines.append("</tbody></table>")
         if record is not None:
             env = record.environment if isinstance(record.environment, dict) else {}
             isolation = str(record.isolation)
             facts = [f"run of {record.date}", f"status {record.status}", f"device {record.device}",
                      f"{record.duration_s:.1f} s" if isinstance(record.duration_s, (int, float)) else "",
-                     f"Python {env.get('python')}" if env.get("python") else "", f"seed {record.seed}"]
+                     f"Python {env.get('python')}" if env.get("python") else "",
+                     f"seeds {', '.join(map(str, record.seeds))} (values in the text: seed {record.seed})"]
             lines.append('<p class="run">' + esc(" · ".join(f for f in facts if f)) +
                          f' · isolation <abbr title="{esc(isolation)}">{esc(isolation.split(":")[0])}</abbr></p>')
         else:

@@ -9,6 +9,8 @@
     capture.py          a run's output, capped (head and tail kept)
     notebook_driver.py  executes notebook.ipynb modules inside the sandbox
     runner.py           one module run: skip reasons, cache, isolated run, claims, record
+    seeds.py            verification across seeds: a runner per seed, merged verdicts, the record
+    margins.py          a claim's signed margin (distance to its threshold)
     cache.py            the run cache under .fmbuild/evidence/
     records.py          committed records: load_record, is_fresh, evidence_state, write_record
     selection.py        which modules to run: all, named, or changed since a git ref

@@ -39,6 +39,10 @@ RECORD_FILE = "record.json"
 MAX_ARTIFACT_BYTES = 5 * 1024 * 1024  # one file
 MAX_ARTIFACTS_TOTAL = 20 * 1024 * 1024  # all of a record's artifacts
 MAX_RECORD_LOG_BYTES = 256 * 1024
+# vault/records/<module>/: the recorded plots, copied there by `fmbuild verify --record` so a
+# note can embed one (`![[records/<module>/<plot>.png]]`); generated, never notes.
+VAULT_RECORDS = "records"
+PLOT_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg", ".gif", ".webp")
 
 
 @dataclass

@@ -24,7 +24,7 @@ from fmbuild.vault.cache import ParseCache, pack_note, unpack_note
 from fmbuild.vault.model import Note, Vault
 
 NOTE_SUFFIX = ".md"
-RECORDS_FOLDER = "records"  # vault/records/<module>/: plots copied by `fmbuild verify --record`
+RECORDS_FOLDER = "records"  # vault/records/<module>/: plots copied by `fmbuild verify --record` (records.VAULT_RECORDS)
 # Below this many notes to parse, worker processes cost more than they save.
 PARALLEL_THRESHOLD = 400
 
