@@ -45,12 +45,13 @@ path = "vault"
 [evidence]
 path = "evidence"
 default_timeout = 60
+seeds = {seeds}
 """
 
 
-def make_project(root: Path, modules: int) -> Path:
+def make_project(root: Path, modules: int, seeds: int = 1) -> Path:
     (root / "vault" / "techniques").mkdir(parents=True)
-    (root / "fmbuild.toml").write_text(TOML)
+    (root / "fmbuild.toml").write_text(TOML.format(seeds=list(range(seeds))))
     for i in range(modules):
         module = root / "evidence" / f"noop-{i:03d}"
         module.mkdir(parents=True)
@@ -138,15 +139,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--modules", type=int, default=40)
+    parser.add_argument("--seeds", type=int, default=1, help="seeds in the synthetic project's standard (runs per module)")
     parser.add_argument("--real", action="store_true", help="also time this repository's vault (must be cached)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="fmbuild-bench-") as folder:
-        project = make_project(Path(folder) / "project", args.modules)
+        project = make_project(Path(folder) / "project", args.modules, args.seeds)
         bench_overhead(project, args.runs)
         warm = subprocess.run([sys.executable, "-m", "fmbuild", "verify"], cwd=project, capture_output=True, text=True)
         if warm.returncode != 0:
             raise SystemExit(f"warming the cache failed:\n{warm.stdout}\n{warm.stderr}")
-        bench_cached(project, args.runs, f"synthetic vault of {args.modules} notes and modules")
+        bench_cached(project, args.runs, f"synthetic vault of {args.modules} notes and modules, {args.seeds} seed(s)")
     if args.real:
         median, worst, data = time_cli(REPO, 1)  # fills the cache if needed (may take minutes)
         bench_cached(REPO, args.runs, "this repository")

@@ -226,3 +226,30 @@ def test_merge_orders_seeds_as_the_standard_not_as_they_finished() -> None:
     result = merge(_job(">= 0.8"), [0, 1, 2], runs, "full")
     assert [v.seed for v in result.claims[0].per_seed] == [0, 1, 2]
     assert "fails on seeds 0, 1, 2" in result.reason
+
+
+def test_plots_are_never_written_through_a_link_out_of_the_vault(tmp_path: Path) -> None:
+    from fmbuild.evidence.seeds import publish_plots
+
+    artifacts, vault, outside = tmp_path / "a", tmp_path / "vault", tmp_path / "outside"
+    for folder in (artifacts, vault / "records", outside):
+        folder.mkdir(parents=True)
+    (artifacts / "p.png").write_bytes(b"png")
+    (vault / "records" / "m").symlink_to(outside)
+    with pytest.raises(OSError, match="leads outside the vault"):
+        publish_plots(artifacts, ["p.png"], vault, "m")
+    assert list(outside.iterdir()) == []
+
+
+def test_a_new_record_replaces_old_plots_and_keeps_other_files(tmp_path: Path) -> None:
+    from fmbuild.evidence.seeds import publish_plots
+
+    artifacts, vault = tmp_path / "a", tmp_path / "vault"
+    artifacts.mkdir()
+    (artifacts / "new.png").write_bytes(b"new")
+    folder = vault / "records" / "m"
+    folder.mkdir(parents=True)
+    (folder / "old.png").write_bytes(b"old")
+    (folder / "notes.txt").write_text("mine")
+    assert publish_plots(artifacts, ["new.png", "data.json"], vault, "m") == ["new.png"]
+    assert sorted(p.name for p in folder.iterdir()) == ["new.png", "notes.txt"]

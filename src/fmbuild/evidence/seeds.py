@@ -313,6 +313,9 @@ def publish_plots(artifact_dir: Path, names: list[str], vault_path: Path, module
     if not plots and not target.is_dir():
         return []
     target.mkdir(parents=True, exist_ok=True)
+    vault_real = vault_path.resolve()
+    if not target.resolve().is_relative_to(vault_real):  # a link planted there must not lead outside
+        raise OSError(f"{target} leads outside the vault; not writing plots there")
     readme = root / "README.md"
     if not readme.exists():
         readme.write_text(VAULT_RECORDS_README, encoding="utf-8")
@@ -324,6 +327,8 @@ def publish_plots(artifact_dir: Path, names: list[str], vault_path: Path, module
     for name in plots:
         dest = target / name
         dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.is_symlink() or not dest.parent.resolve().is_relative_to(vault_real):
+            raise OSError(f"{dest} is a link; not replacing it")
         tmp = dest.with_name(f".{dest.name}.tmp")
         shutil.copyfile(artifact_dir / name, tmp)
         tmp.replace(dest)

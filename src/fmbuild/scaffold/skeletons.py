@@ -10,7 +10,8 @@ SECTIONS: dict[str, list[tuple[str, str]]] = {
         ("What it is", "Two or three sentences: what the attack is and where it sits in the ML lifecycle."),
         ("How it works", "The mechanism, with the smallest code excerpt that shows it."),
         ("In the lab", ("What {module} does and what it measured. Cite numbers from its record, never by hand: "
-                        "write evidence:metric_name between double braces. Add an excerpt of the log and a plot.")),
+                        "write evidence:metric_name between double braces. Show log lines the same way (log:EVENT between "
+                        "double braces, alone on its line) and a plot by embedding records/<module name>/<plot>.png.")),
         ("What broke and why", "The failure an operator would see, and how it shows up in telemetry."),
         ("Detection and mitigation", ("Link the patterns that mitigate it and the anti-patterns that enable it "
                                       "(the edges live on those notes).")),
