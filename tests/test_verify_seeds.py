@@ -253,3 +253,25 @@ def test_a_new_record_replaces_old_plots_and_keeps_other_files(tmp_path: Path) -
     (folder / "notes.txt").write_text("mine")
     assert publish_plots(artifacts, ["new.png", "data.json"], vault, "m") == ["new.png"]
     assert sorted(p.name for p in folder.iterdir()) == ["new.png", "notes.txt"]
+
+
+def test_every_seeds_runner_shares_one_gpu_lock(tmp_path: Path) -> None:
+    from fmbuild.evidence.seeds import SeedsRunner
+    from test_evidence_support import make_runner
+
+    project = make_project(tmp_path, "ev-seeds")
+    options = make_runner(project).o
+    seeds = SeedsRunner(options, [0, 1, 2])
+    assert seeds.run_all([], gpu_parallel=1) == []
+    locks = {id(r._gpu_lock) for r in seeds.runners.values()}
+    assert len(locks) == 1 and [r.o.seed for r in seeds.runners.values()] == [0, 1, 2]
+    assert not any(r.o.record for r in seeds.runners.values())  # only the seeds layer writes the record
+
+
+def test_one_seed_output_keeps_the_one_line_per_module(tmp_path: Path) -> None:
+    project = make_project(tmp_path, "ev-seeds")
+    done = fmbuild(project, "verify", "ev-seeded", "--seed", "1", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["seeds"] == [1] and data["results"][0]["metrics"]["score"] == 0.92
+    assert "seed 1" not in done.stderr and done.stderr.count("ev-seeded") == 1
