@@ -104,7 +104,7 @@ def test_json_shows_each_claims_seeds_worst_margin_and_flaky(recorded: tuple[Pat
     assert data["seeds"] == [0, 1, 2]
     by = {r["module"]: r for r in data["results"]}
     flaky = by["ev-flaky"]
-    assert flaky["status"] == "failed" and flaky["seeds"] == [0, 1, 2]
+    assert flaky["status"] == "failed" and flaky["seeds"] == [0, 1, 2] and flaky["flaky"] == ["recall"]
     claim = flaky["claims"][0]
     assert claim["flaky"] is True and claim["failed_seeds"] == [2]
     assert claim["worst_margin"] == pytest.approx(-0.03)

@@ -109,6 +109,7 @@ class SeedsResult(Result):
     def as_dict(self) -> dict[str, Any]:
         data = super().as_dict()
         data["seeds"] = self.seeds
+        data["flaky"] = [c.metric for c in self.flaky]  # claims that hold on some seeds only
         data["runs"] = {
             str(seed): {"status": r.status, "reason": r.reason, "cached": r.cached,
                         "duration_s": round(r.duration_s, 3), "metrics": r.metrics, "date": r.date}
