@@ -34,9 +34,13 @@ from fmbuild.commands.common import EXIT_FINDINGS, EXIT_OK, fail_usage
 @click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), help="Also write JUnit XML here.")
 @click.option("--timeout", type=click.IntRange(min=1), help="Override every module's timeout (seconds).")
 @click.option("--seed", type=int, help="FMBUILD_SEED (default: [evidence].seed in fmbuild.toml).")
+@click.option("--pass-env", "pass_env", multiple=True, metavar="NAME",
+              help="Also let this host variable (it names a file, bound read-only) into the sandbox of a module "
+                   "that declares it; [evidence] pass_env in fmbuild.toml lists the project's own. Repeatable.")
 def command(
     targets: tuple[str, ...], changed_since: str | None, device: str, jobs: int, gpu_jobs: int, no_cache: bool,
     record: bool, scale: str, isolation: str, fmt: str, junit: Path | None, timeout: int | None, seed: int | None,
+    pass_env: tuple[str, ...],
 ) -> None:
     """Run evidence modules and check each note's claims against the measured metrics."""
     from rich.console import Console
@@ -44,6 +48,7 @@ def command(
     from fmbuild.config import ConfigError
     from fmbuild.evidence import report
     from fmbuild.evidence.devices import DeviceError, detect_gpu, host_device
+    from fmbuild.evidence.env_policy import pass_env_problem
     from fmbuild.evidence.isolation import IsolationError, choose_executor, fallback_reason
     from fmbuild.evidence.limits import MB, Limits
     from fmbuild.evidence.runner import Runner, RunnerOptions
@@ -52,6 +57,10 @@ def command(
 
     if record and scale != "full":
         fail_usage("--record needs --scale full (smoke runs leave no record)")
+    for name in pass_env:
+        problem = pass_env_problem(name)
+        if problem:
+            fail_usage(f"--pass-env {name}: {problem}")
     try:
         config, vault = loading.load_project()
     except ConfigError as exc:
@@ -74,12 +83,13 @@ def command(
         return
 
     ev = config.evidence
-    limits = Limits(0, ev.memory_mb, ev.max_processes, ev.max_file_mb, ev.max_log_mb * MB)
+    limits = Limits(0, ev.memory_mb, ev.max_processes, ev.max_file_mb, ev.max_log_mb * MB, ev.max_output_mb)
     runner = Runner(RunnerOptions(
         project_root=config.project_root, state_dir=config.project_root / ".fmbuild" / "evidence",
         executor=executor, gpu=gpu, host_device=host, device_choice=device, limits=limits,
         default_timeout=ev.default_timeout, seed=ev.seed if seed is None else seed, scale=scale,
         use_cache=not no_cache, record=record, timeout_override=timeout,
+        pass_env=tuple(dict.fromkeys((*ev.pass_env, *pass_env))), max_metrics_bytes=ev.max_metrics_mb * MB,
     ))
     isolation_text = executor.describe(limits)
     err = Console(stderr=True, highlight=False)
