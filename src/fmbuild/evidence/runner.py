@@ -308,6 +308,8 @@ class Runner:
             if not value:
                 return [], [], f"needs {variable} ({what}); the variable is not set{hint}"
             path = Path(value).expanduser()
+            if not path.exists():
+                return [], [], f"needs {variable} ({what}); {value} does not exist"
             if not path.is_file():
                 return [], [], f"needs {variable} ({what}); {value} is not a file"
             files.append((variable, path.absolute()))
