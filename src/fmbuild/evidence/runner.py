@@ -22,8 +22,8 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +37,8 @@ from fmbuild.evidence.claims import Claim, Verdict, check_claim, check_presence
 from fmbuild.evidence.contract import ModuleSpec
 from fmbuild.evidence.devices import GpuInfo, module_device
 from fmbuild.evidence.fingerprint import cache_key, environment, file_identity, inputs_hash
-from fmbuild.evidence.isolation import SANDBOX_OUT, Executor, Launch
 from fmbuild.evidence.env_policy import pass_env_problem
+from fmbuild.evidence.isolation import SANDBOX_OUT, Executor, Launch
 from fmbuild.evidence.limits import MB, Limits
 from fmbuild.evidence.metrics_file import METRICS_FILE, MetricsError, read_metrics
 from fmbuild.evidence.records import Record, RecordError, sanitize_log, secret_values, write_record
@@ -550,7 +550,7 @@ def _importable(name: str) -> bool:
 
 
 @contextlib.contextmanager
-def _folder_lock(folder: Path):  # -> Iterator[None]
+def _folder_lock(folder: Path) -> Iterator[None]:
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -561,9 +561,10 @@ def _folder_lock(folder: Path):  # -> Iterator[None]
 
 def _write_new(path: Path, text: str) -> None:
     """Write a runner-made file in a run folder: never through a link the module left there."""
-    with contextlib.suppress(FileNotFoundError):
-        if path.is_symlink() or not path.is_file():
-            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    if path.is_symlink():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)

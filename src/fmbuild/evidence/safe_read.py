@@ -75,10 +75,7 @@ def open_regular(root: Path, rel: str) -> tuple[int, os.stat_result]:
     parts = rel.split("/")
     dir_fd = _open_dir(root, parts[:-1])
     try:
-        try:
-            st = os.stat(parts[-1], dir_fd=dir_fd, follow_symlinks=False)
-        except FileNotFoundError:
-            raise
+        st = os.stat(parts[-1], dir_fd=dir_fd, follow_symlinks=False)
         why = refusal(st)
         if why:
             raise UnsafeFile(f"{rel} is {why}")
