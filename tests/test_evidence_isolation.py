@@ -226,3 +226,42 @@ def test_pass_env_on_the_command_line(tmp_path: Path) -> None:
     done = fmbuild(project, "verify", "--format", "json", "--pass-env", "FMBUILD_TEST_MODEL", "ev-model-file", env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert '"model_bytes": 5' in done.stdout
+
+
+@pytest.mark.parametrize(("name", "refused"), [
+    ("FMBUILD_GGUF_MODEL", False), ("FMBUILD_TEST_MODEL", False), ("OMP_NUM_THREADS", False),
+    ("AWS_SHARED_CREDENTIALS_FILE", True), ("GOOGLE_APPLICATION_CREDENTIALS", True), ("GITHUB_TOKEN", True),
+    ("MY_API_KEY", True), ("KUBECONFIG", True), ("SSH_AUTH_SOCK", True), ("DB_PASSWORD", True),
+    ("HF_HOME", True), ("lower_case", True),
+])
+def test_pass_env_policy(name: str, refused: bool) -> None:
+    from fmbuild.evidence.env_policy import pass_env_problem
+
+    assert bool(pass_env_problem(name)) is refused
+
+
+def test_reading_back_refuses_every_odd_file(tmp_path: Path) -> None:
+    import os
+
+    from fmbuild.evidence import safe_read
+
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    host = tmp_path / "host.txt"
+    host.write_text("host only\n")
+    (out / "sub" / "plain.txt").write_text("mine\n")
+    (out / "link").symlink_to(host)
+    (out / "dirlink").symlink_to(tmp_path)
+    os.mkfifo(out / "fifo")
+    os.link(host, out / "hard")
+    assert safe_read.read_bytes(out, "sub/plain.txt", 100) == b"mine\n"
+    for rel, why in [("link", "a symbolic link"), ("fifo", "a FIFO"), ("hard", "a hard link (2 names")]:
+        with pytest.raises(safe_read.UnsafeFile, match=f"^{rel} is {why.replace('(', '[(]')}"):
+            safe_read.read_bytes(out, rel, 100)
+    with pytest.raises(OSError):  # a link in the middle of the path is not followed either
+        safe_read.read_bytes(out, "dirlink/host.txt", 100)
+    with pytest.raises(safe_read.UnsafeFile, match="over the 2-byte limit"):
+        safe_read.read_bytes(out, "sub/plain.txt", 2)
+    listed = {f.rel: f.problem for f in safe_read.walk(out)}
+    assert listed["sub/plain.txt"] == "" and set(listed) == {"sub/plain.txt", "link", "dirlink", "fifo", "hard"}
+    assert all(listed[k] for k in ("link", "dirlink", "fifo", "hard"))
