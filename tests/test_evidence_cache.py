@@ -296,3 +296,20 @@ def test_pruning_reads_no_entry(project: Path, monkeypatch: pytest.MonkeyPatch) 
     run_py.write_text(run_py.read_text() + "\n# changed\n")
     assert not again(project).cached
     assert not [p for p in read if p.parent == folder]
+
+
+def test_leftovers_of_older_layouts_are_removed(project: Path) -> None:
+    import os
+    import time
+
+    state = project / ".fmbuild" / "evidence"
+    (state / "cache" / ("a" * 64 + ".json")).write_text("{}")  # the flat layout before the MAC
+    orphan = state / "runs" / ("b" * 64)
+    (orphan / "out").mkdir(parents=True)
+    old = time.time() - 7200
+    os.utime(orphan, (old, old))
+    run_py = project / "evidence" / "ev-pass" / "run.py"
+    run_py.write_text(run_py.read_text() + "\n# changed\n")
+    assert not again(project).cached
+    assert not (state / "cache" / ("a" * 64 + ".json")).exists() and not orphan.exists()
+    assert again(project).cached

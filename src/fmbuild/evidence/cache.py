@@ -14,7 +14,7 @@ writer can check each file as it copies it. An entry whose MAC does not verify i
 removed: the module runs again. Without a usable key the cache is off (every run is fresh).
 
 Entries of one module and scale beyond the newest few are pruned by their file times, without
-reading them.
+reading them; entries of the older flat layout and run folders no entry names are removed.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import json
 import os
 import secrets
 import shutil
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,7 +155,26 @@ class RunCache:
         tmp.write_text(dumps_strict(stored, sort_keys=True), encoding="utf-8")
         tmp.replace(path)
         self._prune(path.parent, keep=key)
+        self._collect_orphans()
         return CacheEntry(key, data, target)
+
+    def _collect_orphans(self, older_than_s: float = 3600.0) -> None:
+        """Remove what no entry names any more: entries of an older layout (`cache/<key>.json`)
+        and run folders without an entry (old enough not to be one whose entry is being written)."""
+        for stale in self.entries.glob("*.json"):
+            stale.unlink(missing_ok=True)
+        named = {p.stem for p in self.entries.glob("*/*/*.json")}
+        cutoff = time.time() - older_than_s
+        try:
+            folders = list(self.runs.iterdir())
+        except OSError:
+            return
+        for folder in folders:
+            try:
+                if folder.name not in named and folder.lstat().st_mtime < cutoff:
+                    shutil.rmtree(folder, ignore_errors=True)
+            except OSError:
+                continue
 
     def _discard(self, path: Path, key: str) -> None:
         path.unlink(missing_ok=True)
