@@ -313,3 +313,10 @@ def test_leftovers_of_older_layouts_are_removed(project: Path) -> None:
     assert not again(project).cached
     assert not (state / "cache" / ("a" * 64 + ".json")).exists() and not orphan.exists()
     assert again(project).cached
+
+
+def test_passed_through_variables_are_in_the_key(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """OMP_NUM_THREADS reaches the run (and its timings): another value is another run."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    assert not again(project).cached
+    assert again(project).cached

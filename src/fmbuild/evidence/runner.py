@@ -267,6 +267,8 @@ class Runner:
                        o.limits.max_output_mb],
             "max_metrics_bytes": o.max_metrics_bytes,
             "isolation": o.executor.name, "passed_env": sorted(v for v, _p in env_files),
+            # thread counts, locale and GPU selection reach the run and can move its numbers
+            "environ": {k: os.environ[k] for k in ENV_PASSTHROUGH if k in os.environ},
         })
         common = dict(inputs_hash=digest, key=key, environment=env, device=device, not_passed=not_passed, **base)
 
