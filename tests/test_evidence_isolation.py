@@ -163,8 +163,8 @@ def test_a_module_cannot_ask_for_host_credentials(tmp_path: Path, monkeypatch: p
     assert all(not v["set"] for v in r.metrics["got"].values()), r.metrics
     assert r.not_passed == ["AWS_SHARED_CREDENTIALS_FILE", "GOOGLE_APPLICATION_CREDENTIALS", "FMBUILD_EXTRA_DATA"]
     log = (r.run_dir / "log.txt").read_text()
-    assert ("[fmbuild: AWS_SHARED_CREDENTIALS_FILE is declared by the module but was not passed: the project does "
-            "not allow it (fmbuild.toml [evidence] pass_env, or --pass-env)]") in log
+    assert ("[fmbuild: AWS_SHARED_CREDENTIALS_FILE is declared by the module but was not passed: only what "
+            "fmbuild.toml [evidence] pass_env or --pass-env allows enters a sandbox, never a credential]") in log
     record = project / "evidence" / "declared-credentials" / "record"
     assert secret not in "".join(p.read_text() for p in record.rglob("*") if p.is_file())
 
@@ -226,6 +226,12 @@ def test_pass_env_on_the_command_line(tmp_path: Path) -> None:
     done = fmbuild(project, "verify", "--format", "json", "--pass-env", "FMBUILD_TEST_MODEL", "ev-model-file", env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert '"model_bytes": 5' in done.stdout
+    add_hostile(project, "declared-credentials")
+    done = fmbuild(project, "verify", "declared-credentials", env={"AWS_SHARED_CREDENTIALS_FILE": str(model)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert ("note: declared-credentials declares AWS_SHARED_CREDENTIALS_FILE; not passed (only what fmbuild.toml "
+            "[evidence] pass_env or --pass-env NAME allows enters a sandbox, never a credential)") in " ".join(
+                done.stderr.split())
 
 
 @pytest.mark.parametrize(("name", "refused"), [

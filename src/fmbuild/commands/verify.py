@@ -103,6 +103,10 @@ def command(
     with report.LiveReport(err, len(selected)) as live:
         results = runner.run_all(selected, parallel=jobs, gpu_parallel=gpu_jobs,
                                  on_start=live.started, on_finish=live.finished)
+    for r in results:  # a module's own declaration never decides what enters its sandbox: say what did not
+        if r.not_passed:
+            err.print(f"note: {r.module} declares {', '.join(r.not_passed)}; not passed (only what fmbuild.toml "
+                      "[evidence] pass_env or --pass-env NAME allows enters a sandbox, never a credential)", markup=False)
     if out is not None:
         report.print_text(out, results, isolation_text)
     else:

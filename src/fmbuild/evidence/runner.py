@@ -395,8 +395,8 @@ class Runner:
         if done.log_truncated:
             log_text += f"\n[fmbuild: the run printed {done.log_total_bytes} bytes; kept {len(done.log)}]\n"
         for variable in common.get("not_passed", []):
-            log_text += (f"[fmbuild: {variable} is declared by the module but was not passed: the project does not "
-                         f"allow it (fmbuild.toml [evidence] pass_env, or --pass-env)]\n")
+            log_text += (f"[fmbuild: {variable} is declared by the module but was not passed: only what fmbuild.toml "
+                         "[evidence] pass_env or --pass-env allows enters a sandbox, never a credential]\n")
         shutil.rmtree(tmp_dir, ignore_errors=True)
         outputs = list(safe_read.walk(out_dir))
         for item in outputs:
