@@ -94,7 +94,7 @@ class CacheEntry:
 
 
 def _canonical(data: dict[str, Any]) -> bytes:
-    return dumps_strict(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    return dumps_strict(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str).encode()
 
 
 class RunCache:
@@ -152,7 +152,7 @@ class RunCache:
         path = self._entry_path(str(data["module"]), str(data["scale"]), key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{key}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
-        tmp.write_text(dumps_strict(stored, sort_keys=True), encoding="utf-8")
+        tmp.write_text(dumps_strict(stored, sort_keys=True, default=str), encoding="utf-8")
         tmp.replace(path)
         self._prune(path.parent, keep=key)
         self._collect_orphans()
