@@ -13,6 +13,20 @@ from click.testing import CliRunner
 VAULTS = Path(__file__).parent / "vaults"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cache_key_outside_home(tmp_path_factory: pytest.TempPathFactory):
+    """The run cache's per-user MAC key lives in the user's home; tests keep theirs apart."""
+    import os
+
+    previous = os.environ.get("FMBUILD_CACHE_KEY_FILE")
+    os.environ["FMBUILD_CACHE_KEY_FILE"] = str(tmp_path_factory.mktemp("fmbuild-state") / "cache.key")
+    yield
+    if previous is None:
+        os.environ.pop("FMBUILD_CACHE_KEY_FILE", None)
+    else:
+        os.environ["FMBUILD_CACHE_KEY_FILE"] = previous
+
+
 @dataclass
 class CliResult:
     exit_code: int

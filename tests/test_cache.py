@@ -221,3 +221,86 @@ def test_a_corrupt_link_findings_file_is_ignored(write_files, fmbuild) -> None:
     cache = root / CACHE_DIR / "links-cache.bin"
     _forge(cache, {"key": "whatever", "notes": {"a.md": ("sha", [], [(1, 1, "error", "x", "forged")])}})
     assert fmbuild("check", "--vault", str(root)).stdout == first
+
+
+# --- the parse cache does not trust size and mtime alone (issue 23, item 10) --------------------
+
+def _old_enough(path: Path) -> None:
+    """Move a file's times out of the racy window (a real edit an hour ago)."""
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns - 3600 * 10**9, st.st_mtime_ns - 3600 * 10**9))
+
+
+def test_an_edit_that_restores_size_and_mtime_is_seen(tmp_path: Path) -> None:
+    from fmbuild.vault.load import load_vault
+
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    note = vault / "a.md"
+    note.write_text("---\ntitle: Alpha\n---\n# Alpha\n")
+    _old_enough(note)
+    first = load_vault(vault, None)
+    assert first.notes["a.md"].frontmatter["title"] == "Alpha"
+    st = note.stat()
+    note.write_text("---\ntitle: Omega\n---\n# Alpha\n")  # same size
+    os.utime(note, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the old mtime put back
+    assert note.stat().st_size == st.st_size and note.stat().st_mtime_ns == st.st_mtime_ns
+    again = load_vault(vault, None)
+    assert again.notes["a.md"].frontmatter["title"] == "Omega"
+
+
+def test_a_file_replaced_under_the_same_times_is_seen(tmp_path: Path) -> None:
+    from fmbuild.vault.load import load_vault
+
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    note = vault / "a.md"
+    note.write_text("---\ntitle: Alpha\n---\n")
+    _old_enough(note)
+    load_vault(vault, None)
+    st = note.stat()
+    other = tmp_path / "other.md"
+    other.write_text("---\ntitle: Bravo\n---\n")
+    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
+    other.replace(note)  # a new inode with the old size and mtime (what `cp -p` or a checkout can do)
+    assert load_vault(vault, None).notes["a.md"].frontmatter["title"] == "Bravo"
+
+
+def test_an_edit_within_the_timestamp_tick_is_seen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file changed right before it was cached is checked by content next time (racy entry)."""
+    import fmbuild.vault.cache as cache_module
+    from fmbuild.vault.load import load_vault
+
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    note = vault / "a.md"
+    note.write_text("---\ntitle: Alpha\n---\n")
+    load_vault(vault, None)  # cached right after the write: racy
+    st = note.stat()
+    # A file system with coarse timestamps: the edit keeps mtime and ctime (simulated by giving
+    # the cache the old stamp back for the new content).
+    note.write_text("---\ntitle: Bravo\n---\n")
+    real_get = cache_module.ParseCache.get
+    monkeypatch.setattr(cache_module.ParseCache, "get",
+                        lambda self, path, size, stamp, abspath=None: real_get(
+                            self, path, size, (st.st_mtime_ns, st.st_ctime_ns, st.st_ino), abspath))
+    assert load_vault(vault, None).notes["a.md"].frontmatter["title"] == "Bravo"
+
+
+def test_an_unchanged_file_with_new_metadata_stays_a_hit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """chmod changes the ctime: the content check keeps the entry, no parse happens."""
+    import fmbuild.vault.load as load_module
+    from fmbuild.vault.load import load_vault
+
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    note = vault / "a.md"
+    note.write_text("---\ntitle: Alpha\n---\n")
+    _old_enough(note)
+    load_vault(vault, None)
+    note.chmod(0o600)
+    parsed = []
+    real = load_module.parse_note
+    monkeypatch.setattr(load_module, "parse_note", lambda *a, **k: parsed.append(a[0]) or real(*a, **k))
+    assert load_vault(vault, None).notes["a.md"].frontmatter["title"] == "Alpha"
+    assert parsed == []

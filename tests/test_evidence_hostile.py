@@ -3,6 +3,7 @@ bound, leaves nothing running, and the runner stays healthy afterwards."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from fmbuild.evidence import safe_read
 from fmbuild.evidence.devices import GpuInfo
 from fmbuild.evidence.isolation import (
     BubblewrapExecutor,
@@ -188,3 +190,146 @@ def test_memory_hog_on_a_gpu_run_hits_the_memory_cgroup(project: Path, executor_
     assert r.status == "error"
     assert "memory limit" in r.reason and "1024 MB" in r.reason
     assert r.wall < 60
+
+
+# --- nothing a run leaves is followed outside its folder (issue 23, item 1) ---------------------
+
+def _host_file(tmp_path: Path) -> Path:
+    """A host file the module cannot read, shaped so that following it would parse as metrics."""
+    secret = tmp_path / "host-only" / "credentials.json"
+    secret.parent.mkdir()
+    secret.write_text(json.dumps({"value": SECRET}))
+    return secret
+
+
+def _odd(project: Path, mode: str, **params: object) -> None:
+    lines = "".join(f"{k} = {json.dumps(v)}\n" for k, v in params.items())
+    add_hostile(project, "odd-outputs", module_toml=f'[params]\nmode = "{mode}"\n{lines}')
+
+
+@pytest.mark.parametrize("executor_cls", EXECUTORS)
+@pytest.mark.parametrize("mode", ["symlink-metrics", "symlink-dir-metrics"])
+def test_a_symlinked_metrics_file_is_never_followed(project: Path, tmp_path: Path, executor_cls: type,
+                                                     mode: str) -> None:
+    _odd(project, mode, target=str(_host_file(tmp_path)))
+    r = run_one(project, "odd-outputs", executor_cls, record=True)
+    assert r.status == "error"
+    assert r.reason == "metrics.json is a symbolic link (never followed); not read"
+    assert SECRET not in json.dumps(r.as_dict())
+    assert not (project / "evidence" / "odd-outputs" / "record").exists()
+
+
+@pytest.mark.parametrize("executor_cls", EXECUTORS)
+def test_a_fifo_metrics_file_is_never_opened(project: Path, executor_cls: type) -> None:
+    _odd(project, "fifo-metrics")
+    start = time.monotonic()
+    r = run_one(project, "odd-outputs", executor_cls)
+    assert r.status == "error" and r.reason == "metrics.json is a FIFO (never opened); not read"
+    assert time.monotonic() - start < 30
+
+
+@pytest.mark.parametrize("executor_cls", EXECUTORS)
+def test_a_hard_link_to_a_host_file_is_not_read(project: Path, executor_cls: type) -> None:
+    """Inside bubblewrap link() across the read-only bind fails (EXDEV); without it the link
+    works, and the runner refuses a metrics file with more than one name."""
+    secret = project / "host-secret.json"  # in the repository: visible to the run, same file system
+    secret.write_text(json.dumps({"value": SECRET}))
+    _odd(project, "hardlink-metrics", target=str(secret))
+    r = run_one(project, "odd-outputs", executor_cls)
+    assert SECRET not in json.dumps(r.as_dict())
+    if executor_cls is BubblewrapExecutor:  # the read-only bind is another mount: link() fails
+        assert r.status == "passed", r.reason + r.log_tail
+        assert r.metrics["linked"] is False and r.metrics["link_error"] == "Invalid cross-device link"
+    else:
+        assert r.status == "error"
+        assert r.reason == "metrics.json is a hard link (2 names; only files the run wrote itself are read); not read"
+
+
+@pytest.mark.parametrize("executor_cls", EXECUTORS)
+def test_odd_artifacts_are_neither_copied_nor_listed(project: Path, tmp_path: Path, executor_cls: type) -> None:
+    _odd(project, "artifacts", target=str(_host_file(tmp_path)))
+    r = run_one(project, "odd-outputs", executor_cls, record=True)
+    assert r.status == "passed", r.reason + r.log_tail
+    assert r.artifacts == ["plot.png"]
+    log = (r.run_dir / "log.txt").read_text()
+    for name, why in [("stolen.txt", "a symbolic link"), ("hostdir", "a symbolic link"), ("pipe", "a FIFO"),
+                      ("own.txt", "a hard link"), ("own-again.txt", "a hard link")]:
+        assert f"[fmbuild: output {name} not read, copied or listed: it is {why}" in log, name
+    record = project / "evidence" / "odd-outputs" / "record"
+    assert sorted(p.name for p in (record / "artifacts").iterdir()) == ["plot.png"]
+    assert SECRET not in "".join(p.read_text(errors="replace") for p in record.rglob("*") if p.is_file())
+
+
+# --- metrics read with bounds; NaN and Infinity refused (issue 23, item 7) ----------------------
+
+@pytest.mark.parametrize(("mode", "reason"), [
+    ("nan", "metrics.json holds NaN, which is not a number a claim can be judged on"),
+    ("infinity", "metrics.json holds -Infinity, which is not a number a claim can be judged on"),
+    ("overflow", "metrics.json holds 1e999, which overflows a float"),
+    ("long-number", "metrics.json holds a 5000-digit number (at most 100 characters)"),
+    ("deep", "metrics.json is nested deeper than 32 levels"),
+])
+def test_metrics_that_cannot_be_judged_are_an_error(project: Path, mode: str, reason: str) -> None:
+    _odd(project, mode)
+    add_claims = project / "vault" / "techniques" / "odd-outputs.md"
+    add_claims.write_text(add_claims.read_text().replace("  module: evidence/odd-outputs\n",
+                                                         "  module: evidence/odd-outputs\n  claims:\n    value: '!= 0.5'\n"))
+    r = run_one(project, "odd-outputs", SubprocessExecutor, record=True)
+    assert (r.status, r.reason) == ("error", reason)
+    assert not (project / "evidence" / "odd-outputs" / "record").exists()
+
+
+def test_a_huge_metrics_file_is_refused_without_being_read(project: Path) -> None:
+    config = project / "fmbuild.toml"
+    config.write_text(config.read_text().replace("seed = 0\n", "seed = 0\nmax_metrics_mb = 2\n"))
+    _odd(project, "huge", mb=20)
+    start = time.monotonic()
+    r = run_one(project, "odd-outputs", SubprocessExecutor)
+    assert r.status == "error"
+    assert r.reason.startswith("metrics.json is ") and r.reason.endswith("bytes, over the 2097152-byte limit; not read")
+    assert time.monotonic() - start < 30
+
+
+# --- memory and disk bound a run, not a process (issue 23, item 12) -----------------------------
+
+@pytest.mark.skipif(not memory_cgroups_available(), reason="no writable memory cgroup on this host")
+@pytest.mark.parametrize("executor_cls", EXECUTORS)
+def test_children_together_hit_the_run_memory_limit(project: Path, executor_cls: type) -> None:
+    """Four children of 300 MB each pass a 1024 MB per-process limit; the run's cgroup holds 1024 MB."""
+    add_hostile(project, "memory-children", module_toml="[params]\neach_mb = 300\nchildren = 4\n")
+    r = run_one(project, "memory-children", executor_cls)
+    assert "for the whole run (memory cgroup)" in r.isolation
+    killed = r.status == "error" or any(code != 0 for code in r.metrics.get("exit_codes", []))
+    assert killed, r.metrics
+    assert r.wall < 60
+
+
+@pytest.mark.parametrize("executor_cls", EXECUTORS)
+def test_files_of_a_run_are_bounded_together(project: Path, executor_cls: type) -> None:
+    """Four 40 MB files are each under the 64 MB file limit; together they pass a 100 MB run limit."""
+    config = project / "fmbuild.toml"
+    config.write_text(config.read_text().replace("seed = 0\n", "seed = 0\nmax_output_mb = 100\n"))
+    add_hostile(project, "disk-filler", module_toml="[params]\neach_mb = 40\nfiles = 4\n")
+    r = run_one(project, "disk-filler", executor_cls)
+    assert r.status == "error"
+    assert "over its 100 MB limit for all its files together" in r.reason
+    state = project / ".fmbuild"
+    assert safe_read.tree_bytes(state) < 50 * 1024 * 1024  # nothing of it stays behind
+    assert r.wall < 60
+
+
+def test_a_failed_run_keeps_no_large_outputs(project: Path) -> None:
+    add_hostile(project, "disk-filler", module_toml="[params]\neach_mb = 40\nfiles = 4\n",
+                note_claims={"written_mb": "> 1000"})
+    r = run_one(project, "disk-filler", SubprocessExecutor)
+    assert r.status == "failed"
+    assert not (r.run_dir / "out").exists()
+    assert "the failed run's outputs (80 MB) were removed" in (r.run_dir / "log.txt").read_text()
+
+
+def test_an_abandoned_run_folder_is_swept_at_once(project: Path) -> None:
+    work = project / ".fmbuild" / "evidence" / "work" / "ev-pass-deadbeef"
+    (work / "out").mkdir(parents=True)
+    (work / "out" / "big.bin").write_bytes(b"\0" * 1024)
+    run_one(project, "ev-uncited", SubprocessExecutor)
+    assert not work.exists()

@@ -135,3 +135,80 @@ def test_secrets_in_the_log_are_redacted(project: Path, monkeypatch: pytest.Monk
     assert r.status == "passed"
     log = (module / "record" / "log.txt").read_text()
     assert secret not in log and "[redacted]" in log
+
+
+# --- concurrent writers and interrupted swaps (issue 23, item 10) -------------------------------
+
+_WRITER = """
+import sys
+from pathlib import Path
+from fmbuild.evidence.records import Record, write_record
+module, out, n = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+record = Record(module="ev-pass", status="passed", inputs_hash="h", metrics={"writer": int(n)}, claims=[],
+                duration_s=0.1, device="cpu", isolation="test", environment={}, seed=0, scale="full",
+                date="2026-12-02T00:00:00Z", fmbuild="test", log_tail="", artifacts=[])
+for _ in range(5):
+    write_record(module, record, out, "log of writer " + n + "\\n")
+"""
+
+
+def test_concurrent_writers_all_succeed_and_leave_one_whole_record(project: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    module = project / "evidence" / "ev-pass"
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "plot.png").write_bytes(b"png" * 1000)
+    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(module), str(out), str(n)],
+                              stderr=subprocess.PIPE, text=True) for n in range(6)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, errors
+    record = load_record(module)
+    assert record is not None and record.artifacts == ["plot.png"]
+    writer = record.metrics["writer"]
+    assert (module / "record" / "log.txt").read_text() == f"log of writer {writer}\n"
+    assert not [p.name for p in module.iterdir() if p.name.startswith(".record")]
+
+
+def test_a_kill_between_the_renames_never_loses_the_record(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the atomic exchange is unavailable the swap is two renames; a kill between them
+    leaves the old record readable, and the next writer puts it back before it writes."""
+    import fmbuild.evidence.records as records
+
+    run_modules(project, "ev-pass", record=True)
+    module = project / "evidence" / "ev-pass"
+    before = load_record(module)
+    assert before is not None
+    monkeypatch.setattr(records, "_exchange", lambda a, b: False)
+    real_rename = Path.rename
+
+    def killed_after_first(self: Path, target):  # the first rename happens, then the process dies
+        real_rename(self, target)
+        if self.name == "record":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "rename", killed_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        run_modules(project, "ev-pass", record=True, use_cache=False)
+    monkeypatch.setattr(Path, "rename", real_rename)
+    assert not (module / "record").exists()
+    survived = load_record(module)  # readers still find the whole old record
+    assert survived is not None and survived.date == before.date
+    r = run_modules(project, "ev-pass", record=True, use_cache=False)["ev-pass"]
+    assert r.record == "written"
+    assert (module / "record" / "record.json").is_file()
+    assert not [p.name for p in module.iterdir() if p.name.startswith(".record")]
+
+
+def test_records_hold_standard_json_only(project: Path) -> None:
+    from fmbuild.evidence.records import Record, write_record
+
+    record = Record(module="ev-pass", status="passed", inputs_hash="h", metrics={"x": float("nan")}, claims=[],
+                    duration_s=0.1, device="cpu", isolation="t", environment={}, seed=0, scale="full",
+                    date="d", fmbuild="t", log_tail="", artifacts=[])
+    module = project / "evidence" / "ev-pass"
+    with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
+        write_record(module, record, module, "")
+    assert not (module / "record").exists()
+    assert not [p.name for p in module.iterdir() if p.name.startswith(".record")]

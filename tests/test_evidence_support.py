@@ -48,7 +48,9 @@ def make_runner(project: Path, *, executor: Executor | None = None, gpu: GpuInfo
                 choice: str = "auto", **options: Any) -> Runner:
     config = load_config(project / "fmbuild.toml")
     ev = config.evidence
-    limits = Limits(0, ev.memory_mb, ev.max_processes, ev.max_file_mb, ev.max_log_mb * MB)
+    limits = Limits(0, ev.memory_mb, ev.max_processes, ev.max_file_mb, ev.max_log_mb * MB, ev.max_output_mb)
+    options.setdefault("pass_env", ev.pass_env)
+    options.setdefault("max_metrics_bytes", ev.max_metrics_mb * MB)
     return Runner(RunnerOptions(
         project_root=config.project_root, state_dir=config.project_root / ".fmbuild" / "evidence",
         executor=executor or choose_executor("auto"), gpu=gpu, host_device=host, device_choice=choice,

@@ -43,8 +43,9 @@ def test_module_smoke(name: str, vault, tmp_path: Path) -> None:
     runner = Runner(RunnerOptions(
         project_root=CONFIG.project_root, state_dir=tmp_path / "state", executor=choose_executor("auto"),
         gpu=gpu, host_device=host_device("auto", gpu), device_choice="auto",
-        limits=Limits(0, ev.memory_mb, ev.max_processes, ev.max_file_mb, ev.max_log_mb * MB),
+        limits=Limits(0, ev.memory_mb, ev.max_processes, ev.max_file_mb, ev.max_log_mb * MB, ev.max_output_mb),
         default_timeout=ev.default_timeout, seed=ev.seed, scale="smoke", use_cache=False,
+        pass_env=ev.pass_env, max_metrics_bytes=ev.max_metrics_mb * MB,
     ))
     result = runner.run(job)
     if result.status == "skipped":

@@ -52,6 +52,9 @@ class EvidenceSettings:
     max_file_mb: int
     max_log_mb: int
     seeds: tuple[int, ...]  # the standard: a `verified` note's claims hold on every one of these
+    max_metrics_mb: int = 16  # largest metrics.json read back from a run
+    max_output_mb: int = 2048  # all files one run writes (FMBUILD_OUT and its /tmp together)
+    pass_env: tuple[str, ...] = ()  # host variables (naming files) the project lets into a sandbox
 
     @property
     def seed(self) -> int:
@@ -234,8 +237,16 @@ class _Reader:
         ev = self.table(
             "[evidence]",
             data.get("evidence", {}),
-            {"path", "default_timeout", "memory_mb", "max_processes", "max_file_mb", "max_log_mb", "seed", "seeds"},
+            {"path", "default_timeout", "memory_mb", "max_processes", "max_file_mb", "max_log_mb", "seed", "seeds",
+             "max_metrics_mb", "max_output_mb", "pass_env"},
         )
+        pass_env = self.strings(ev, "[evidence]", "pass_env", ())
+        for i, name in enumerate(pass_env):
+            from fmbuild.evidence.env_policy import pass_env_problem
+
+            problem = pass_env_problem(name)
+            if problem:
+                raise self.fail(f"[evidence].pass_env[{i}]", problem)
         evidence = EvidenceSettings(
             path=self.get(ev, "[evidence]", "path", str, "evidence"),
             default_timeout=self.get(ev, "[evidence]", "default_timeout", int, 600),
@@ -244,8 +255,12 @@ class _Reader:
             max_file_mb=self.get(ev, "[evidence]", "max_file_mb", int, 512),
             max_log_mb=self.get(ev, "[evidence]", "max_log_mb", int, 8),
             seeds=self._seeds(ev),
+            max_metrics_mb=self.get(ev, "[evidence]", "max_metrics_mb", int, 16),
+            max_output_mb=self.get(ev, "[evidence]", "max_output_mb", int, 2048),
+            pass_env=pass_env,
         )
-        for key in ("default_timeout", "memory_mb", "max_processes", "max_file_mb", "max_log_mb"):
+        for key in ("default_timeout", "memory_mb", "max_processes", "max_file_mb", "max_log_mb", "max_metrics_mb",
+                    "max_output_mb"):
             if getattr(evidence, key) <= 0:
                 raise self.fail(f"[evidence].{key}", "must be positive")
 

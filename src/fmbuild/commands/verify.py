@@ -38,10 +38,13 @@ from fmbuild.commands.common import EXIT_FINDINGS, EXIT_OK, fail_usage
 @click.option("--seeds", "seeds_text", metavar="0,1,2",
               help="Run each module once per seed; a claim must hold on every one (default: [evidence].seeds).")
 @click.option("--seed", type=int, help="One seed only (same as --seeds N).")
+@click.option("--pass-env", "pass_env", multiple=True, metavar="NAME",
+              help="Also let this host variable (it names a file, bound read-only) into the sandbox of a module "
+                   "that declares it; [evidence] pass_env in fmbuild.toml lists the project's own. Repeatable.")
 def command(
     targets: tuple[str, ...], changed_since: str | None, device: str, jobs: int, gpu_jobs: int, no_cache: bool,
     record: bool, scale: str, isolation: str, fmt: str, junit: Path | None, timeout: int | None,
-    seeds_text: str | None, seed: int | None,
+    seeds_text: str | None, seed: int | None, pass_env: tuple[str, ...],
 ) -> None:
     """Run evidence modules and check each note's claims against the measured metrics."""
     from rich.console import Console
@@ -49,6 +52,7 @@ def command(
     from fmbuild.config import ConfigError
     from fmbuild.evidence import report
     from fmbuild.evidence.devices import DeviceError, detect_gpu, host_device
+    from fmbuild.evidence.env_policy import pass_env_problem
     from fmbuild.evidence.isolation import IsolationError, choose_executor, fallback_reason
     from fmbuild.evidence.limits import MB, Limits
     from fmbuild.evidence.runner import RunnerOptions
@@ -61,6 +65,10 @@ def command(
     if seeds_text is not None and seed is not None:
         fail_usage("give --seeds or --seed, not both")
     wanted = parse_seeds(seeds_text) if seeds_text is not None else ([seed] if seed is not None else None)
+    for name in pass_env:
+        problem = pass_env_problem(name)
+        if problem:
+            fail_usage(f"--pass-env {name}: {problem}")
     try:
         config, vault = loading.load_project()
     except ConfigError as exc:
@@ -83,7 +91,7 @@ def command(
         return
 
     ev = config.evidence
-    limits = Limits(0, ev.memory_mb, ev.max_processes, ev.max_file_mb, ev.max_log_mb * MB)
+    limits = Limits(0, ev.memory_mb, ev.max_processes, ev.max_file_mb, ev.max_log_mb * MB, ev.max_output_mb)
     seeds = wanted if wanted is not None else list(ev.seeds)
     if record and not set(ev.seeds) <= set(seeds):
         # A record is the standard's evidence: one missing a seed of it would not earn `verified`.
@@ -96,6 +104,7 @@ def command(
         executor=executor, gpu=gpu, host_device=host, device_choice=device, limits=limits,
         default_timeout=ev.default_timeout, seed=seeds[0], scale=scale,
         use_cache=not no_cache, record=record, timeout_override=timeout,
+        pass_env=tuple(dict.fromkeys((*ev.pass_env, *pass_env))), max_metrics_bytes=ev.max_metrics_mb * MB,
     ), seeds, vault_path=config.vault_path)
     isolation_text = executor.describe(limits)
     err = Console(stderr=True, highlight=False)
@@ -109,6 +118,10 @@ def command(
     with report.LiveReport(err, len(selected) * len(seeds), several_seeds=len(seeds) > 1) as live:
         results = runner.run_all(selected, parallel=jobs, gpu_parallel=gpu_jobs,
                                  on_start=live.started, on_finish=live.finished, on_module=live.module_finished)
+    for r in results:  # a module's own declaration never decides what enters its sandbox: say what did not
+        if r.not_passed:
+            err.print(f"note: {r.module} declares {', '.join(r.not_passed)}; not passed (only what fmbuild.toml "
+                      "[evidence] pass_env or --pass-env NAME allows enters a sandbox, never a credential)", markup=False)
     if out is not None:
         report.print_text(out, results, isolation_text, seeds)
     else:

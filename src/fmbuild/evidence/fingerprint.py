@@ -4,7 +4,8 @@
   `inputs` it declares and its `[params]`. A committed record is fresh while this hash is unchanged.
 - `environment(module)`: the interpreter, the platform, and the versions of the packages the
   module imports (found by reading its code, never by importing it) and those they require.
-- `cache_key(...)`: inputs hash + environment + device class + scale + seed + runner version.
+- `cache_key(...)`: inputs hash + environment + device class + scale + seed + runner version + the
+  run's module name, timeout, limits, isolation and passed variables.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from fmbuild.evidence.contract import ModuleSpec, module_files, read_module
 
 # Bump when the meaning of a cached result changes (claims are not part of the key: they are
 # re-checked against cached metrics on every run).
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: the run's module, timeout, limits, isolation and passed variables
 _BUF = 1 << 20
 
 
@@ -293,8 +294,14 @@ def file_identity(path: Path) -> str:
     return f"{path.name}:sha256:{file_digest(path)}"
 
 
-def cache_key(inputs: str, env: dict[str, Any], device: str, scale: str, seed: int) -> str:
+def cache_key(inputs: str, env: dict[str, Any], device: str, scale: str, seed: int,
+              run: dict[str, Any] | None = None) -> str:
+    """`run`: what else shapes the verdict of one run: the module's name (two modules with the
+    same files are two experiments), its effective timeout and resource limits (a run that passed
+    in 4 s under 60 s would time out under 2 s), the isolation it ran under and the variables the
+    project passed into it."""
     material = {
+        "run": run or {},
         "format": CACHE_FORMAT,
         "runner": __version__,
         "inputs": inputs,

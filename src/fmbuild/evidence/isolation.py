@@ -9,7 +9,8 @@ Two executors behind one interface (`Executor.run(launch, limits) -> ExecResult`
 - `SubprocessExecutor`: the fallback where bubblewrap is missing or unusable. Same environment
   allowlist, limits and process-tree kill, but it cannot hide files or the network; it says so.
 
-Both put the run in a pids cgroup when the host allows it (see `limits.py`).
+Both put the run in a pids cgroup and a memory cgroup when the host allows it (see `limits.py`),
+and bound the disk space of all the run's files together (`OutputWatch`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -26,7 +28,8 @@ from pathlib import Path
 from typing import Protocol
 
 from fmbuild.evidence.capture import CappedLog, PipeReader
-from fmbuild.evidence.limits import Limits, MemoryCgroup, PidsCgroup, child_setup, nproc_enforced
+from fmbuild.evidence.limits import MB, Limits, MemoryCgroup, PidsCgroup, child_setup, nproc_enforced
+from fmbuild.evidence.safe_read import tree_bytes
 
 # What the sandbox sees of /etc: what the loader, Python, SSL, locale and fonts need. Nothing else
 # (the sandbox uid maps back to root, so any bound root-only file would be readable).
@@ -65,7 +68,9 @@ class ExecResult:
     log_truncated: bool
     killed_leftovers: int = 0  # processes still alive after the main one ended
     peak_processes: int | None = None
-    oom_killed: bool = False  # the memory cgroup (GPU runs) killed a process for going over
+    oom_killed: bool = False  # the memory cgroup killed a process of the run for going over
+    output_bytes: int = 0  # disk used by the run's files when it ended (or when it was stopped)
+    over_output: bool = False  # stopped, or ended, over `max_output_mb`
 
     @property
     def signal_name(self) -> str | None:
@@ -112,11 +117,17 @@ def _base_env(launch: Launch, out: str, tmp: str) -> dict[str, str]:
 
 
 def _memory_limit_text(limits: Limits, gpu: bool) -> str:
-    if not gpu:
-        return f"memory {limits.memory_mb} MB (address space)"
     if memory_cgroups_available():
-        return f"memory {limits.memory_mb} MB (memory cgroup; CUDA rules out an address-space limit)"
+        if gpu:
+            return f"memory {limits.memory_mb} MB for the whole run (memory cgroup; CUDA rules out an address-space limit)"
+        return f"memory {limits.memory_mb} MB for the whole run (memory cgroup) and per process (address space)"
+    if not gpu:
+        return f"memory {limits.memory_mb} MB per process only (address space; no writable memory cgroup)"
     return "no memory limit on this GPU run (no writable memory cgroup; CUDA rules out an address-space limit)"
+
+
+def _disk_limit_text(limits: Limits) -> str:
+    return f"file size {limits.max_file_mb} MB, all files of the run {limits.max_output_mb} MB"
 
 
 @lru_cache(maxsize=1)
@@ -138,7 +149,7 @@ class _Confinement:
 
     @classmethod
     def create(cls, limits: Limits, gpu: bool) -> "_Confinement":
-        return cls(PidsCgroup.create(limits.max_processes), MemoryCgroup.create(limits.memory_mb) if gpu else None,
+        return cls(PidsCgroup.create(limits.max_processes), MemoryCgroup.create(limits.memory_mb),
                    address_space=not gpu)
 
     def remove(self) -> None:
@@ -165,7 +176,37 @@ def cgroups_available() -> bool:
     return True
 
 
-def _execute(argv: list[str], cwd: str, env: dict[str, str], limits: Limits, confinement: _Confinement) -> ExecResult:
+class OutputWatch(threading.Thread):
+    """Polls the disk space a run's folders use and stops the run when they go over the limit.
+
+    Per-file size is a hard limit (RLIMIT_FSIZE); this bound on the sum is checked every
+    `interval_s`, so a run may pass it by what it writes in one interval before it is killed, and
+    the runner checks the total again when the run has ended."""
+
+    def __init__(self, folders: list[Path], limit_bytes: int, on_over, interval_s: float = 0.2) -> None:
+        super().__init__(daemon=True, name="fmbuild-output-watch")
+        self.folders = folders
+        self.limit = limit_bytes
+        self.on_over = on_over
+        self.interval = interval_s
+        self.stop = threading.Event()
+        self.over = False
+        self.used = 0
+
+    def measure(self) -> int:
+        self.used = sum(tree_bytes(folder) for folder in self.folders)
+        return self.used
+
+    def run(self) -> None:
+        while not self.stop.wait(self.interval):
+            if self.measure() > self.limit:
+                self.over = True
+                self.on_over()
+                return
+
+
+def _execute(argv: list[str], cwd: str, env: dict[str, str], limits: Limits, confinement: _Confinement,
+             watched: list[Path] | None = None) -> ExecResult:
     """Start, capture, wait with a timeout, and kill the whole tree: shared by both executors."""
     cgroup = confinement.pids
     log = CappedLog(limits.max_log_bytes)
@@ -191,6 +232,8 @@ def _execute(argv: list[str], cwd: str, env: dict[str, str], limits: Limits, con
     os.close(write_fd)
     reader = PipeReader(read_fd, log)
     reader.start()
+    watch = OutputWatch(watched or [], limits.max_output_mb * MB, lambda: _kill_tree(proc, cgroup))
+    watch.start()
     timed_out = False
     try:
         proc.wait(timeout=limits.timeout_s)
@@ -198,6 +241,8 @@ def _execute(argv: list[str], cwd: str, env: dict[str, str], limits: Limits, con
         timed_out = True
         _kill_tree(proc, cgroup)
         proc.wait()
+    watch.stop.set()
+    watch.join()
     duration = time.perf_counter() - start
     # Anything the module left running (a daemon, a sleeping child) dies with the run.
     leftovers = len(cgroup.pids()) if cgroup is not None else 0
@@ -206,6 +251,7 @@ def _execute(argv: list[str], cwd: str, env: dict[str, str], limits: Limits, con
     if reader.is_alive():  # a process outside our reach still holds the pipe open
         log.feed(b"\n[fmbuild: output still open after the run ended; stopped reading]\n")
     peak = cgroup.peak() if cgroup is not None else None
+    used = watch.used if watch.over else watch.measure()
     return ExecResult(
         returncode=None if timed_out else proc.returncode,
         timed_out=timed_out,
@@ -216,6 +262,8 @@ def _execute(argv: list[str], cwd: str, env: dict[str, str], limits: Limits, con
         killed_leftovers=leftovers,
         peak_processes=peak,
         oom_killed=confinement.memory.oom_killed() if confinement.memory is not None else False,
+        output_bytes=used,
+        over_output=watch.over or used > limits.max_output_mb * MB,
     )
 
 
@@ -245,14 +293,15 @@ class SubprocessExecutor:
         return (
             f"subprocess (weaker: no {', no '.join(self.lacks())}); clean environment, "
             f"{_process_limit_text(cgroups_available(), limits)}, {_memory_limit_text(limits, gpu)}, "
-            f"file size {limits.max_file_mb} MB, whole process tree killed at the end"
+            f"{_disk_limit_text(limits)}, whole process tree killed at the end"
         )
 
     def run(self, launch: Launch, limits: Limits) -> ExecResult:
         env = _base_env(launch, str(launch.out_dir), str(launch.tmp_dir))
         confinement = _Confinement.create(limits, gpu=bool(launch.devices))
         try:
-            return _execute(launch.argv, str(launch.cwd), env, limits, confinement)
+            return _execute(launch.argv, str(launch.cwd), env, limits, confinement,
+                            watched=[launch.out_dir, launch.tmp_dir])
         finally:
             confinement.remove()
 
@@ -324,7 +373,7 @@ class BubblewrapExecutor:
             f"bubblewrap {bwrap_version()}: read-only repository (.git hidden), private /tmp and output, "
             f"no network but loopback, pid/ipc/uts/user namespaces (uid {SANDBOX_UID}), clean environment, "
             f"{_process_limit_text(cgroups_available(), limits)}, {_memory_limit_text(limits, gpu)}, "
-            f"file size {limits.max_file_mb} MB, dies with the runner"
+            f"{_disk_limit_text(limits)}, dies with the runner"
         )
 
     def arguments(self, launch: Launch) -> list[str]:
@@ -380,7 +429,8 @@ class BubblewrapExecutor:
         argv = [exe, *self.arguments(launch), "--", *launch.argv]
         confinement = _Confinement.create(limits, gpu=bool(launch.devices))
         try:
-            return _execute(argv, str(launch.cwd), env, limits, confinement)
+            return _execute(argv, str(launch.cwd), env, limits, confinement,
+                            watched=[launch.out_dir, launch.tmp_dir])
         finally:
             confinement.remove()
 

@@ -7,9 +7,15 @@ process limit is a pids cgroup (v1 `/sys/fs/cgroup/pids` or a cgroup v2 tree wit
 controller) created per run when the host lets us write it. Its `cgroup.procs` also gives the
 whole process tree to kill, even processes that left the session with `setsid`.
 
-Memory: a CPU run gets RLIMIT_AS (a clean MemoryError in the module). CUDA reserves far more
-address space than any sensible RLIMIT_AS, so a GPU run gets a memory cgroup instead (resident
-memory; the kernel kills the run when it goes over), when the host lets us create one.
+Memory: every run gets a memory cgroup when the host lets us create one: resident memory of all
+its processes together (four children of 2 GB each are 8 GB of the run), and the kernel kills the
+run when it goes over. A CPU run also gets RLIMIT_AS per process (a clean MemoryError in a module
+that asks for too much at once). CUDA reserves far more address space than any sensible RLIMIT_AS,
+so a GPU run has the cgroup only. Without a writable memory cgroup a CPU run is bounded per
+process only (RLIMIT_AS), which `describe()` says.
+
+Disk: RLIMIT_FSIZE bounds each file; the runner bounds all the files of a run together
+(`max_output_mb`, see `isolation.OutputWatch`).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ class Limits:
     max_processes: int  # pids cgroup (and RLIMIT_NPROC where it is enforced)
     max_file_mb: int  # RLIMIT_FSIZE
     max_log_bytes: int
+    max_output_mb: int = 2048  # every file of the run together (output folder and /tmp)
 
 
 def _candidate_roots() -> list[Path]:
@@ -130,6 +137,11 @@ class MemoryCgroup:
                 (path / ("memory.max" if v2 else "memory.limit_in_bytes")).write_text(limit)
                 if v2 and (path / "memory.swap.max").exists():
                     (path / "memory.swap.max").write_text("0")  # over the limit means killed, not swapped
+                elif not v2 and (path / "memory.memsw.limit_in_bytes").exists():
+                    try:  # memory + swap: the same bound (some kernels lack swap accounting)
+                        (path / "memory.memsw.limit_in_bytes").write_text(limit)
+                    except OSError:
+                        pass
                 return cls(path, v2)
             except OSError:
                 _rmdir_quietly(path)

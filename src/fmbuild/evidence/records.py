@@ -9,20 +9,27 @@ Editions and `fmbuild check` read records through this module:
     is_fresh(record, module_dir) -> bool
     evidence_state(config, note) -> ("none" | "passing" | "failing" | "stale", detail)
 
-A record is written into a fresh sibling folder and swapped in by renames, so a reader never
-sees half a record and a crash never leaves one.
+A record is written into a fresh sibling folder and swapped in under a lock, so a reader never
+sees half a record, concurrent writers take turns and a kill never leaves the module without one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import fcntl
 import json
 import os
 import shutil
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from fmbuild.evidence import safe_read
+from fmbuild.evidence.metrics_file import dumps_strict
 
 from fmbuild.evidence.claims import check_claim
 from fmbuild.evidence.contract import read_evidence_block, read_module
@@ -94,6 +101,10 @@ _OPTIONAL = {"seeds", "seed_metrics"}  # absent from records written before veri
 def load_record(module_dir: Path) -> Record | None:
     """The committed record of a module, or None when there is none or it cannot be read."""
     folder = Path(module_dir) / RECORD_DIR
+    if not folder.exists():
+        # a writer was killed between the two renames of its swap: the old record is still whole
+        olds = sorted(Path(module_dir).glob(".record-old-*"), key=lambda p: p.name)
+        folder = olds[-1] if olds else folder
     try:
         data = json.loads((folder / RECORD_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -162,56 +173,138 @@ def _identity(module_dir: Path, spec: Any) -> tuple[Any, ...] | None:
     return tuple(parts)
 
 
-def write_record(module_dir: Path, record: Record, out_dir: Path, log_text: str) -> Path:
-    """Write `record/` atomically from a finished run's output folder; returns the folder."""
-    module_dir = Path(module_dir)
-    staging = module_dir / f".record-{uuid.uuid4().hex[:8]}.tmp"
-    staging.mkdir()
-    try:
-        artifacts_dir = staging / "artifacts"
-        artifacts_dir.mkdir()
-        names = copy_artifacts(out_dir, artifacts_dir)
-        record.artifacts = names
-        (staging / "metrics.json").write_text(json.dumps(record.metrics, indent=2, sort_keys=True) + "\n")
-        (staging / "log.txt").write_text(_cap_text(log_text, MAX_RECORD_LOG_BYTES), encoding="utf-8")
-        (staging / RECORD_FILE).write_text(
-            json.dumps(record.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
-        target = module_dir / RECORD_DIR
-        old = module_dir / f".record-old-{uuid.uuid4().hex[:8]}"
-        if target.exists():
-            target.rename(old)
-        staging.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
-        record.artifact_dir = target / "artifacts"
-        return target
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+def write_record(module_dir: Path, record: Record, out_dir: Path, log_text: str,
+                 expected: dict[str, str] | None = None) -> Path:
+    """Write `record/` from a finished run's output folder; returns the folder.
 
+    `expected` (from a cache entry) maps each output file to its sha256: a file that differs, or
+    one the entry does not list, is never copied and the record is not written (`RecordError`).
+    Concurrent writers of one module take turns (an exclusive `flock` on the module folder); the
+    new record is built in a sibling folder and exchanged with the old one in one atomic
+    `renameat2(RENAME_EXCHANGE)` where the file system has it, else by two renames that the next
+    writer (or reader) undoes if a kill fell between them. Leftover temporary folders are removed.
+    """
+    module_dir = Path(module_dir)
+    with record_lock(module_dir):
+        recover_record(module_dir)
+        staging = module_dir / f".record-{uuid.uuid4().hex[:8]}.tmp"
+        staging.mkdir()
+        try:
+            artifacts_dir = staging / "artifacts"
+            artifacts_dir.mkdir()
+            names, skipped = copy_artifacts(out_dir, artifacts_dir, expected)
+            record.artifacts = names
+            if skipped:
+                note = "".join(f"[fmbuild: output {rel} not kept: {why}]\n" for rel, why in skipped)
+                log_text = log_text.rstrip("\n") + "\n" + note
+            (staging / "metrics.json").write_text(dumps_strict(record.metrics, indent=2, sort_keys=True) + "\n")
+            (staging / "log.txt").write_text(_cap_text(log_text, MAX_RECORD_LOG_BYTES), encoding="utf-8")
+            (staging / RECORD_FILE).write_text(
+                dumps_strict(record.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
+            )
+            target = module_dir / RECORD_DIR
+            _swap_in(staging, target, module_dir)
+            record.artifact_dir = target / "artifacts"
+            return target
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+
+class RecordError(OSError):
+    """The record could not be written from this run (the message says why)."""
+
+
+@contextlib.contextmanager
+def record_lock(module_dir: Path) -> Iterator[None]:
+    """Exclusive lock over a module's record (an flock on the module folder itself: no lock file
+    to leave behind or to commit)."""
+    fd = os.open(module_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def recover_record(module_dir: Path) -> None:
+    """Undo an interrupted swap and remove temporary folders. Call with the record lock held."""
+    target = module_dir / RECORD_DIR
+    olds = sorted(module_dir.glob(".record-old-*"), key=lambda p: p.lstat().st_mtime, reverse=True)
+    if not target.exists() and olds:
+        olds[0].rename(target)  # a kill fell between the two renames: the old record comes back
+        olds = olds[1:]
+    for leftover in [*olds, *module_dir.glob(".record-*.tmp")]:
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2); False where it is not available."""
+    if _LIBC is None or not hasattr(_LIBC, "renameat2"):
+        return False
+    rc = _LIBC.renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    return rc == 0
+
+
+def _swap_in(staging: Path, target: Path, module_dir: Path) -> None:
+    if target.is_dir() and not target.is_symlink() and _exchange(staging, target):
+        shutil.rmtree(staging, ignore_errors=True)  # now holds the old record
+        return
+    old = module_dir / f".record-old-{uuid.uuid4().hex[:8]}"
+    if target.exists() or target.is_symlink():
+        target.rename(old)
+    staging.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+_LIBC = _libc()
 
 SKIP_ARTIFACTS = {"metrics.json"}
 
 
-def copy_artifacts(out_dir: Path, dest: Path) -> list[str]:
-    """Copy the run's output files (no links, per-file and total size caps); return their names."""
+def copy_artifacts(out_dir: Path, dest: Path, expected: dict[str, str] | None = None) -> tuple[list[str], list[tuple[str, str]]]:
+    """Copy the run's plain output files (no links, FIFOs, devices or hard links; per-file and
+    total size caps); return the names kept and (name, why) of those left out.
+
+    With `expected`, each copied file must hash to what the cache entry recorded for it."""
     names: list[str] = []
+    skipped: list[tuple[str, str]] = []
     total = 0
-    for path in sorted(out_dir.rglob("*")):
-        if path.is_symlink() or not path.is_file():
+    for item in safe_read.walk(out_dir):
+        if item.rel in SKIP_ARTIFACTS:
             continue
-        rel = path.relative_to(out_dir).as_posix()
-        if rel in SKIP_ARTIFACTS:
+        if item.problem:
+            skipped.append((item.rel, item.problem))
             continue
-        size = path.stat().st_size
-        if size > MAX_ARTIFACT_BYTES or total + size > MAX_ARTIFACTS_TOTAL:
+        if item.size > MAX_ARTIFACT_BYTES or total + item.size > MAX_ARTIFACTS_TOTAL:
+            skipped.append((item.rel, f"{item.size} bytes, over the record's size caps"))
             continue
-        target = dest / rel
+        if expected is not None and item.rel not in expected:
+            raise RecordError(f"the cached run folder holds {item.rel}, which its cache entry does not list")
+        target = dest / item.rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
-        total += size
-        names.append(rel)
-    return names
+        try:
+            digest = safe_read.copy_file(out_dir, item.rel, target, MAX_ARTIFACT_BYTES)
+        except safe_read.UnsafeFile as exc:
+            target.unlink(missing_ok=True)
+            skipped.append((item.rel, str(exc)))
+            continue
+        if expected is not None and digest != expected[item.rel]:
+            raise RecordError(f"{item.rel} changed since its run (its sha256 no longer matches the cache entry)")
+        total += item.size
+        names.append(item.rel)
+    return names, skipped
 
 
 def _cap_text(text: str, limit: int) -> str:

@@ -9,8 +9,11 @@ unless `gpu_parallel` allows it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import functools
+import hashlib
 import importlib.util
 import json
 import os
@@ -19,23 +22,26 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from fmbuild import __version__
-from fmbuild.evidence.cache import RunCache
+from fmbuild.evidence import safe_read
+from fmbuild.evidence.cache import CacheEntry, RunCache
 from fmbuild.evidence.capture import tail_lines
 from fmbuild.evidence.claims import Claim, Verdict, check_claim, check_presence
 from fmbuild.evidence.contract import ModuleSpec
 from fmbuild.evidence.devices import GpuInfo, module_device
 from fmbuild.evidence.fingerprint import cache_key, environment, file_identity, inputs_hash
+from fmbuild.evidence.env_policy import pass_env_problem
 from fmbuild.evidence.isolation import SANDBOX_OUT, Executor, Launch
-from fmbuild.evidence.limits import Limits
-from fmbuild.evidence.records import Record, sanitize_log, secret_values, write_record
+from fmbuild.evidence.limits import MB, Limits
+from fmbuild.evidence.metrics_file import METRICS_FILE, MetricsError, read_metrics
+from fmbuild.evidence.records import Record, RecordError, sanitize_log, secret_values, write_record
 
 STATUSES = ("passed", "failed", "error", "timeout", "skipped")
 # Variables passed from the runner's environment when set (nothing secret: locale, threads, GPUs).
@@ -44,6 +50,9 @@ ENV_PASSTHROUGH = (
     "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES",
 )
 LOG_TAIL_LINES = 40
+# A failed run's folder is kept for inspection (`.fmbuild/evidence/last/<module>`), its outputs
+# only up to this size: a run that filled the disk must not keep filling it.
+KEEP_FAILED_OUTPUT_BYTES = 64 * MB
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +127,7 @@ class Result:
     run_dir: Path | None = None
     artifacts: list[str] = field(default_factory=list)
     record: str = ""  # what happened to the committed record with --record
+    not_passed: list[str] = field(default_factory=list)  # declared variables the project did not pass
 
     @property
     def ok(self) -> bool:
@@ -131,7 +141,7 @@ class Result:
             "claims": [c.as_dict() for c in self.claims], "metrics": self.metrics,
             "returncode": self.returncode, "log_tail": self.log_tail, "inputs_hash": self.inputs_hash,
             "environment": self.environment, "date": self.date, "artifacts": self.artifacts,
-            "record": self.record,
+            "record": self.record, "env_not_passed": self.not_passed,
         }
 
 
@@ -151,6 +161,9 @@ class RunnerOptions:
     record: bool = False
     cell_timeout: int | None = None
     timeout_override: int | None = None  # --timeout: one limit for every module
+    pass_env: tuple[str, ...] = ()  # host variables the project or verifier lets in ([evidence] pass_env, --pass-env)
+    max_metrics_bytes: int = 16 * MB  # largest metrics.json read back
+    cache_key_file: Path | None = None  # the per-user MAC key of the cache (default: outside the repository)
 
 
 def utc_now() -> str:
@@ -160,25 +173,34 @@ def utc_now() -> str:
 class Runner:
     def __init__(self, options: RunnerOptions, gpu_lock: threading.Semaphore | None = None) -> None:
         self.o = options
-        self.cache = RunCache(options.state_dir)
+        self.cache = RunCache(options.state_dir, options.cache_key_file)
         # One lock for every runner of a `verify` (one per seed): GPU runs never overlap across them.
         self._gpu_lock = gpu_lock or threading.Semaphore(1)
         self._secrets = secret_values()
         self._sweep_abandoned_work()
 
-    def _sweep_abandoned_work(self, older_than_s: float = 24 * 3600) -> None:
-        """Remove run folders an interrupted `verify` left behind (old enough not to be another
-        `verify` running in this project right now)."""
+    def _sweep_abandoned_work(self) -> None:
+        """Remove run folders an interrupted `verify` left behind. A live run holds an flock on its
+        folder, so a folder whose lock can be taken belongs to no running `verify`."""
         work = self.o.state_dir / "work"
         if not work.is_dir():
             return
-        cutoff = time.time() - older_than_s
         for folder in work.iterdir():
             try:
-                if folder.stat().st_mtime < cutoff:
-                    shutil.rmtree(folder, ignore_errors=True)
+                fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
             except OSError:
+                if folder.is_symlink() or folder.is_file():
+                    folder.unlink(missing_ok=True)
                 continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                continue  # another verify is running it
+            try:
+                shutil.rmtree(folder, ignore_errors=True)
+            finally:
+                os.close(fd)
 
     # --- the whole selection ---------------------------------------------------------------
 
@@ -228,9 +250,9 @@ class Runner:
         missing = [r for r in spec.requires if not _importable(r)]
         if missing:
             return Result(status="skipped", reason=f"missing package {', '.join(missing)}", **base)
-        env_files, why = self._declared_files(spec)
+        env_files, not_passed, why = self._declared_files(spec)
         if why:
-            return Result(status="skipped", reason=why, device=device, **base)
+            return Result(status="skipped", reason=why, device=device, not_passed=not_passed, **base)
 
         state = o.state_dir
         digest = inputs_hash(spec.path, spec, o.project_root)
@@ -239,11 +261,20 @@ class Runner:
             env["gpu"] = o.gpu.name
         if env_files:  # a different model file is a different experiment
             env["files"] = {variable: file_identity(path) for variable, path in env_files}
-        key = cache_key(digest, env, device, o.scale, o.seed)
-        common = dict(inputs_hash=digest, key=key, environment=env, device=device, **base)
+        timeout = self._timeout(job)
+        key = cache_key(digest, env, device, o.scale, o.seed, run={
+            "module": spec.name, "timeout": timeout, "cell_timeout": o.cell_timeout,
+            "limits": [o.limits.memory_mb, o.limits.max_processes, o.limits.max_file_mb, o.limits.max_log_bytes,
+                       o.limits.max_output_mb],
+            "max_metrics_bytes": o.max_metrics_bytes,
+            "isolation": o.executor.name, "passed_env": sorted(v for v, _p in env_files),
+            # thread counts, locale and GPU selection reach the run and can move its numbers
+            "environ": {k: os.environ[k] for k in ENV_PASSTHROUGH if k in os.environ},
+        })
+        common = dict(inputs_hash=digest, key=key, environment=env, device=device, not_passed=not_passed, **base)
 
         if o.use_cache:
-            hit = self.cache.get(key)
+            hit = self.cache.get(key, spec.name, o.scale)
             if hit is not None:
                 data = hit.data
                 result = Result(
@@ -253,28 +284,47 @@ class Runner:
                     artifacts=list(data.get("artifacts", [])), **{**common, "date": data.get("date", base["date"])},
                 )
                 self._judge(job, result)
-                self._maybe_record(job, result, hit.out_dir, hit.log_path)
+                self._maybe_record(job, result, hit.out_dir, hit.log_path, hit)
                 return result
 
-        return self._execute(job, device, env_files, common)
+        return self._execute(job, device, env_files, common, timeout)
 
-    def _declared_files(self, spec: ModuleSpec) -> tuple[list[tuple[str, Path]], str]:
-        """Files named by the module's `env` (missing: skip with the reason) and `optional_env`."""
+    def _timeout(self, job: Job) -> int:
+        return self.o.timeout_override or job.timeout(self.o.default_timeout)
+
+    def _declared_files(self, spec: ModuleSpec) -> tuple[list[tuple[str, Path]], list[str], str]:
+        """The files named by the variables the module declares (`env`, `optional_env`) that the
+        project or the verifier lets in; the declared variables left out; and a skip reason when a
+        required one is missing or not allowed."""
+        allowed = set(self.o.pass_env)
         files: list[tuple[str, Path]] = []
+        not_passed: list[str] = []
         for variable, what in spec.env.items():
+            refused = pass_env_problem(variable)
+            if refused:
+                return [], [variable], f"needs {variable} ({what}), which is never passed: {refused}"
+            if variable not in allowed:
+                return [], [variable], (f"needs {variable} ({what}), which the project does not pass into a "
+                                        f"sandbox (allow it in fmbuild.toml [evidence] pass_env, or: --pass-env {variable})")
             value = os.environ.get(variable, "")
             hint = " (declare it under [optional_env] if the module runs without it)"
             if not value:
-                return [], f"needs {variable} ({what}); the variable is not set{hint}"
+                return [], [], f"needs {variable} ({what}); the variable is not set{hint}"
             path = Path(value).expanduser()
+            if not path.exists():
+                return [], [], f"needs {variable} ({what}); {value} does not exist"
             if not path.is_file():
-                return [], f"needs {variable} ({what}); {value} does not exist"
+                return [], [], f"needs {variable} ({what}); {value} is not a file"
             files.append((variable, path.absolute()))
         for variable in spec.optional_env:
             value = os.environ.get(variable, "")
+            if variable not in allowed or pass_env_problem(variable):
+                if value:
+                    not_passed.append(variable)
+                continue
             if value and Path(value).expanduser().is_file():
                 files.append((variable, Path(value).expanduser().absolute()))
-        return files, ""
+        return files, not_passed, ""
 
     def _environment(self, device: str, env_files: list[tuple[str, Path]], spec: ModuleSpec) -> dict[str, str]:
         venv_bin = str(Path(sys.executable).parent)
@@ -309,15 +359,22 @@ class Runner:
             return [sys.executable, "-m", "fmbuild.evidence.notebook_driver", entry, "--cell-timeout", str(cell_timeout)]
         return [sys.executable, entry]
 
-    def _execute(self, job: Job, device: str, env_files: list[tuple[str, Path]], common: dict[str, Any]) -> Result:
+    def _execute(self, job: Job, device: str, env_files: list[tuple[str, Path]], common: dict[str, Any],
+                 timeout: int) -> Result:
+        work = self.o.state_dir / "work" / f"{job.spec.name}-{uuid.uuid4().hex[:8]}"
+        work.mkdir(parents=True)
+        with _folder_lock(work):  # held while the folder is in use: the sweep leaves it alone
+            return self._execute_in(job, device, env_files, common, timeout, work)
+
+    def _execute_in(self, job: Job, device: str, env_files: list[tuple[str, Path]], common: dict[str, Any],
+                    timeout: int, work: Path) -> Result:
         o = self.o
         spec = job.spec
-        timeout = o.timeout_override or job.timeout(o.default_timeout)
-        work = o.state_dir / "work" / f"{spec.name}-{uuid.uuid4().hex[:8]}"
         out_dir, tmp_dir = work / "out", work / "tmp"
-        out_dir.mkdir(parents=True)
+        out_dir.mkdir()
         tmp_dir.mkdir()
-        limits = Limits(timeout, o.limits.memory_mb, o.limits.max_processes, o.limits.max_file_mb, o.limits.max_log_bytes)
+        limits = Limits(timeout, o.limits.memory_mb, o.limits.max_processes, o.limits.max_file_mb, o.limits.max_log_bytes,
+                        o.limits.max_output_mb)
         launch = Launch(
             argv=self._command(spec, timeout),
             cwd=spec.path,
@@ -338,34 +395,50 @@ class Runner:
         log_text = self._clean_log(done.log.decode("utf-8", "replace"), out_dir, tmp_dir)
         if done.log_truncated:
             log_text += f"\n[fmbuild: the run printed {done.log_total_bytes} bytes; kept {len(done.log)}]\n"
-        (work / "log.txt").write_text(log_text, encoding="utf-8")
+        for variable in common.get("not_passed", []):
+            log_text += (f"[fmbuild: {variable} is declared by the module but was not passed: only what fmbuild.toml "
+                         "[evidence] pass_env or --pass-env allows enters a sandbox, never a credential]\n")
         shutil.rmtree(tmp_dir, ignore_errors=True)
+        outputs = list(safe_read.walk(out_dir))
+        for item in outputs:
+            if item.problem:
+                log_text += f"[fmbuild: output {item.rel} not read, copied or listed: it is {item.problem}]\n"
+        _write_new(work / "log.txt", log_text)
         result = Result(status="passed", isolation=isolation, duration_s=done.duration_s,
                         returncode=done.returncode, log_tail=tail_lines(log_text, LOG_TAIL_LINES), run_dir=work, **common)
 
-        if done.timed_out:
+        if done.over_output:
+            result.status = "error"
+            result.reason = (f"the run's files took {done.output_bytes // MB} MB, over its {limits.max_output_mb} MB "
+                             "limit for all its files together; it was stopped and its outputs removed")
+            shutil.rmtree(out_dir, ignore_errors=True)
+        elif done.timed_out:
             result.status, result.reason = "timeout", f"timed out after {timeout} s; the process tree was killed"
         elif done.returncode != 0:
             result.status, result.reason = "error", _exit_reason(done.returncode, done.signal_name, log_text, limits)
             if done.oom_killed:
                 result.reason = f"killed: the run went over its {limits.memory_mb} MB memory limit (memory cgroup)"
         else:
-            metrics, problem = _read_metrics(out_dir)
-            if problem:
-                result.status, result.reason = "error", problem
+            try:
+                result.metrics = read_metrics(out_dir, o.max_metrics_bytes)
+            except MetricsError as exc:
+                result.status, result.reason = "error", str(exc)
             else:
-                result.metrics = metrics
-                result.artifacts = sorted(
-                    p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if p.is_file() and p.name != "metrics.json"
-                )
+                result.artifacts = [i.rel for i in outputs if not i.problem and i.rel != METRICS_FILE]
                 self._judge(job, result)
         if done.killed_leftovers and result.status == "passed":
             result.log_tail += f"\n[fmbuild: killed {done.killed_leftovers} process(es) the module left running]"
 
         if result.status == "passed":
-            entry = self.cache.put(result.key, self._cache_data(result), work)
+            try:
+                data = self._cache_data(result, out_dir, work / "log.txt")
+            except (OSError, ValueError) as exc:  # an output changed under us, or a value JSON cannot hold
+                result.status, result.reason = "error", f"the run's outputs could not be kept: {exc}"
+                result.run_dir = self._keep_failure(spec.name, work)
+                return result
+            entry = self.cache.put(result.key, data, work)
             result.run_dir = entry.run_dir
-            self._maybe_record(job, result, entry.out_dir, entry.log_path)
+            self._maybe_record(job, result, entry.out_dir, entry.log_path, entry)
         else:
             result.run_dir = self._keep_failure(spec.name, work)
             if o.record and o.scale == "full":
@@ -403,16 +476,29 @@ class Runner:
             if not result.claims:
                 result.reason = "no claims cite this module"
 
-    def _cache_data(self, result: Result) -> dict[str, Any]:
+    def _cache_data(self, result: Result, out_dir: Path, log_path: Path) -> dict[str, Any]:
+        """The cache entry: the result and the sha256 of every file the record would copy."""
+        cap = self.o.limits.max_output_mb * MB
+        files = {rel: safe_read.file_sha256(out_dir, rel, cap) for rel in result.artifacts}
+        log_sha = hashlib.sha256(log_path.read_bytes()).hexdigest()
         return {
             "module": result.module, "scale": result.scale, "seed": result.seed, "metrics": result.metrics,
             "duration_s": result.duration_s, "device": result.device, "isolation": result.isolation,
             "environment": result.environment, "date": result.date, "log_tail": result.log_tail,
             "artifacts": result.artifacts, "inputs_hash": result.inputs_hash, "fmbuild": __version__,
+            "files": files, "log_sha256": log_sha,
         }
 
     def _keep_failure(self, name: str, work: Path) -> Path:
-        """Keep the latest failed run of a module for inspection: `.fmbuild/evidence/last/<name>`."""
+        """Keep the latest failed run of a module for inspection: `.fmbuild/evidence/last/<name>`
+        (its outputs only when they are small: a failed run must not keep filling the disk)."""
+        out = work / "out"
+        used = safe_read.tree_bytes(out) if out.is_dir() else 0
+        if used > KEEP_FAILED_OUTPUT_BYTES:
+            shutil.rmtree(out, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                with (work / "log.txt").open("a", encoding="utf-8") as log:
+                    log.write(f"[fmbuild: the failed run's outputs ({used // MB} MB) were removed]\n")
         target = self.o.state_dir / "last" / name
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():
@@ -422,7 +508,7 @@ class Runner:
         work.rename(target)
         return target
 
-    def _maybe_record(self, job: Job, result: Result, out_dir: Path, log_path: Path) -> None:
+    def _maybe_record(self, job: Job, result: Result, out_dir: Path, log_path: Path, entry: CacheEntry) -> None:
         if not self.o.record:
             return
         if self.o.scale != "full":
@@ -431,10 +517,17 @@ class Runner:
         if result.status != "passed":
             result.record = f"not written: the run {result.status}"
             return
+        # The record is written from the run's folder only as far as the (MAC-checked) entry vouches
+        # for it: the log and every copied file must hash to what the entry recorded at run time.
         try:
-            log_text = log_path.read_text(encoding="utf-8")
-        except OSError:
-            log_text = result.log_tail
+            log_bytes = safe_read.read_bytes(log_path.parent, log_path.name, 64 * MB)
+        except OSError as exc:
+            result.record = f"not written: the run's log cannot be read: {exc}"
+            return
+        if hashlib.sha256(log_bytes).hexdigest() != entry.data.get("log_sha256"):
+            result.record = "not written: the run's log changed since the run (run again with --no-cache)"
+            return
+        log_text = log_bytes.decode("utf-8", "replace")
         record = Record(
             module=result.module, status=result.status, inputs_hash=result.inputs_hash, metrics=result.metrics,
             claims=[c.as_dict() for c in result.claims], duration_s=round(result.duration_s, 3),
@@ -442,8 +535,11 @@ class Runner:
             scale=result.scale, date=result.date, fmbuild=__version__, log_tail=result.log_tail, artifacts=[],
         )
         try:
-            write_record(job.spec.path, record, out_dir, log_text)
-        except OSError as exc:
+            write_record(job.spec.path, record, out_dir, log_text, expected=entry.files)
+        except RecordError as exc:
+            result.record = f"not written: {exc} (run again with --no-cache)"
+            return
+        except (OSError, ValueError) as exc:
             result.record = f"not written: {exc}"
             return
         result.record = "written"
@@ -456,17 +552,25 @@ def _importable(name: str) -> bool:
         return False
 
 
-def _read_metrics(out_dir: Path) -> tuple[dict[str, Any], str]:
-    path = out_dir / "metrics.json"
-    if not path.is_file():
-        return {}, "the module exited 0 but wrote no metrics.json to FMBUILD_OUT"
+@contextlib.contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        return {}, f"metrics.json is not valid JSON: {exc}"
-    if not isinstance(data, dict):
-        return {}, "metrics.json must hold a JSON object of metrics"
-    return data, ""
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Write a runner-made file in a run folder: never through a link the module left there."""
+    if path.is_symlink():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def _exit_reason(code: int | None, signame: str | None, log_text: str, limits: Limits) -> str:

@@ -9,7 +9,13 @@ is discarded too. Every entry is rebuilt into model objects under a guard: anyth
 wrong shape makes that entry a miss. A cache can cost a re-parse, never a wrong answer or a
 crash.
 
-An entry is keyed by vault-relative path and valid while (size, mtime_ns) are unchanged.
+An entry is keyed by vault-relative path and stamped with the file's size and identity
+(mtime_ns, ctime_ns, inode). Size and modification time alone can be restored by anyone
+(`touch -d`, `cp -p`, an editor that keeps times): when the size and mtime match but the change
+time or the inode differ, or the entry was made so soon after the file changed that a later
+edit within the file system's timestamp granularity would keep every time ("racily clean", as
+git calls it), the file's SHA-256 is checked against the cached note's before the entry is used.
+The change time cannot be set back by a user, so an edit that restores the mtime is still seen.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import marshal
 import os
 import sys
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
@@ -39,7 +46,9 @@ LINKS_FILE = "parse-cache.links.bin"
 DELTA_SHARE = 0.05  # changes beyond this share of the entries: write the whole cache again
 DELTA_MIN = 64
 MAGIC = b"FMBPARSE"
-FORMAT = 4  # 4: log references (`{{log:EVENT}}`)
+FORMAT = 5  # 4: entries stamped (mtime_ns, ctime_ns, inode, racy); 5: log references (`{{log:EVENT}}`)
+# An entry made less than this after its file last changed is verified by content when next used.
+RACY_NS = 2_000_000_000
 _DIGEST = 32
 _MARSHAL_VERSION = 4
 
@@ -132,33 +141,58 @@ class ParseCache:
             and content.get("vault") == self.vault_root
         )
 
-    def get(self, path: str, size: int, mtime_ns: int) -> Note | None:
+    def get(self, path: str, size: int, stamp: tuple[int, int, int], abspath: str | None = None) -> Note | None:
+        """The cached note of `path` when its file is unchanged. `stamp` is (mtime_ns, ctime_ns,
+        inode); where only the mtime still matches (or the entry is racy) the content decides."""
         entry = self.entries.get(path)
         if entry is None:
             return None
         try:
-            if entry[0] != size or entry[1] != mtime_ns:
+            if entry[0] != size:
                 return None
+            known = tuple(entry[1])
+            if known[0] != stamp[0]:
+                return None
+            verify = known[1:3] != tuple(stamp[1:3]) or bool(known[3])
             body = entry[3]
             if not isinstance(body, bytes):
                 if self.links_file is None:
                     raise TypeError("links")
                 offset, length, digest = body
                 body = _LinksSlice(self.links_file, int(offset), int(length), bytes(digest))
-            return decode_note(path, marshal.loads(entry[2]), source=f"{self.vault_root}/{path}", body=body)
+            note = decode_note(path, marshal.loads(entry[2]), source=f"{self.vault_root}/{path}", body=body)
         except (TypeError, ValueError, IndexError, KeyError, AttributeError, EOFError):
             self._forget(path)  # wrong shape: never trusted, parsed again
             return None
+        if verify:
+            if not self._same_content(abspath or f"{self.vault_root}/{path}", note.sha256):
+                return None
+            # the content is what was parsed: keep the entry under the file's present identity
+            # (written back only when that differs: a still-racy entry stays as it is)
+            fresh = _stamp(stamp)
+            if fresh != known:
+                self.entries[path] = self.changes[path] = (entry[0], fresh, entry[2], entry[3])
+                self.dirty = True
+        return note
+
+    @staticmethod
+    def _same_content(abspath: str, sha256: str) -> bool:
+        try:
+            with open(abspath, "rb") as handle:
+                return bool(sha256) and hashlib.sha256(handle.read()).hexdigest() == sha256
+        except OSError:
+            return False
 
     # --- writing ------------------------------------------------------------------------------------
 
-    def put(self, path: str, size: int, mtime_ns: int, packed: tuple[bytes, bytes] | None) -> None:
-        """Remember a note packed with `pack_note` (None: forget the file)."""
+    def put(self, path: str, size: int, stamp: tuple[int, int, int], packed: tuple[bytes, bytes] | None) -> None:
+        """Remember a note packed with `pack_note` (None: forget the file). `stamp` is the
+        (mtime_ns, ctime_ns, inode) the file had when it was read."""
         if packed is None:
             self._forget(path)
             return
         meta, body = packed
-        self.entries[path] = self.changes[path] = (size, mtime_ns, meta, body)
+        self.entries[path] = self.changes[path] = (size, _stamp(stamp), meta, body)
         self.dirty = True
 
     def _forget(self, path: str) -> None:
@@ -255,6 +289,18 @@ class _LinksSlice:
 
 
 # --- plain-data files ----------------------------------------------------------------------------------
+
+
+def _stamp(stamp: tuple[int, int, int]) -> tuple[int, int, int, int]:
+    """The stored stamp: the identity, and whether it is racy (the file changed so shortly
+    before now that another change within the same timestamp tick could keep every time)."""
+    mtime_ns, ctime_ns, inode = (int(x) for x in stamp[:3])
+    racy = 1 if _now_ns() - max(mtime_ns, ctime_ns) < RACY_NS else 0
+    return (mtime_ns, ctime_ns, inode, racy)
+
+
+def _now_ns() -> int:
+    return time.time_ns()
 
 
 def read_plain(path: Path) -> tuple[Any | None, str | None]:

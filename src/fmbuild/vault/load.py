@@ -51,6 +51,12 @@ class _File:
     abspath: str
     size: int
     mtime_ns: int
+    ctime_ns: int = 0
+    inode: int = 0
+
+    @property
+    def stamp(self) -> tuple[int, int, int]:
+        return (self.mtime_ns, self.ctime_ns, self.inode)
 
 
 # --- finding the project -------------------------------------------------------------------------------
@@ -140,7 +146,7 @@ def _load(
     unparsed = set(walker.unparsed)
     to_parse: list[_File] = []
     for f in walker.notes:
-        note = cache.get(f.path, f.size, f.mtime_ns) if cache is not None else None
+        note = cache.get(f.path, f.size, f.stamp, f.abspath) if cache is not None else None
         if note is not None:
             notes[f.path] = note
         else:
@@ -155,12 +161,12 @@ def _load(
             problems.append(outcome)
             unparsed.add(f.path)
             if cache is not None:
-                cache.put(f.path, f.size, f.mtime_ns, None)
+                cache.put(f.path, f.size, f.stamp, None)
             continue
         note, packed = outcome
         notes[f.path] = note
         if cache is not None:
-            cache.put(f.path, f.size, f.mtime_ns, packed)
+            cache.put(f.path, f.size, f.stamp, packed)
 
     if cache is not None:
         cache.retain({f.path for f in walker.notes})
@@ -407,7 +413,7 @@ class _Walker:
             if name.endswith(".md") and path.lower().startswith(RECORDS_FOLDER + "/"):
                 continue  # `verify --record`'s generated plots folder holds no notes (only its README)
             if name.endswith(".md"):
-                self.notes.append(_File(path, entry.path, st.st_size, st.st_mtime_ns))
+                self.notes.append(_File(path, entry.path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
             else:
                 self.attachments.add(path)
 
