@@ -143,12 +143,14 @@ def test_corrupt_cache_entry_is_a_miss(project: Path) -> None:
 
 def test_old_entries_are_pruned(project: Path) -> None:
     run_py = project / "evidence" / "ev-pass" / "run.py"
-    for i in range(5):
+    from fmbuild.evidence.cache import KEEP_PER_MODULE
+
+    for i in range(KEEP_PER_MODULE + 3):
         run_py.write_text(run_py.read_text() + f"\n# change {i}\n")
         again(project)
     entries = list((project / ".fmbuild" / "evidence" / "cache").rglob("*.json"))
     runs = [p for p in (project / ".fmbuild" / "evidence" / "runs").iterdir()]
-    assert len(entries) <= 3 and len(runs) == len(entries)
+    assert len(entries) <= KEEP_PER_MODULE and len(runs) == len(entries)
 
 
 def test_inputs_hash_is_stable_across_places_and_ignores_outputs(tmp_path: Path) -> None:
