@@ -1,0 +1,80 @@
+"""The playbook part of `fmbuild verify`: which playbooks a selection names, running them after
+the evidence modules, and their lines in the text and JSON reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fmbuild.playbooks.run import Playbook, PlaybookResult, all_playbooks
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from fmbuild.config import Config
+    from fmbuild.vault.model import Vault
+
+STATUS_STYLE = {"passed": "green", "failed": "red", "error": "red", "timeout": "red", "skipped": "yellow"}
+
+
+def split_targets(targets: list[str], vault: Vault, config: Config, cwd: Path | None = None
+                  ) -> tuple[list[Playbook], list[str]]:
+    """(playbooks the targets name, the targets left for the module selection). No targets: every playbook."""
+    playbooks = all_playbooks(vault)
+    if not targets:
+        return playbooks, []
+    cwd = cwd or Path.cwd()
+    vault_root = vault.root.resolve()
+    chosen: list[Playbook] = []
+    rest: list[str] = []
+    for target in targets:
+        text = target.strip().rstrip("/")
+        names = {text, text.removesuffix(".md")}
+        as_path = (cwd / text).resolve()
+        for candidate in (as_path, as_path.with_name(as_path.name + ".md")):
+            if candidate.is_file() and candidate.is_relative_to(vault_root):
+                names.add(candidate.relative_to(vault_root).as_posix().removesuffix(".md"))
+        match = [p for p in playbooks if p.name in names or p.name.rsplit("/", 1)[-1] in names]
+        if match:
+            chosen += [p for p in match if p not in chosen]
+        else:
+            rest.append(target)
+    return chosen, rest
+
+
+def print_text(console: Console, results: list[PlaybookResult]) -> None:
+    if not results:
+        return
+    from rich.markup import escape
+
+    console.print()
+    console.print("[bold]Playbooks[/]")
+    for result in results:
+        style = STATUS_STYLE.get(result.status, "white")
+        cached = " (cached)" if result.cached else ""
+        passed = sum(1 for s in result.steps if s.status == "passed")
+        console.print(f"[{style}]{result.status:8}[/] {escape(result.playbook)}  {passed}/{len(result.steps)} steps"
+                      f"{cached}  {result.duration_s:.1f} s" + (f"  record {escape(result.record)}" if result.record else ""))
+        if result.reason and result.status != "passed":
+            console.print(f"         {escape(result.reason)}")
+        for step in result.steps:
+            if step.status == "passed":
+                continue
+            style = STATUS_STYLE.get(step.status, "white")
+            console.print(f"         [{style}]{step.status}[/] step {escape(step.id)} ({escape(result.note)}:{step.line})")
+            if step.status == "skipped":
+                console.print(f"           {escape(step.observed)}")
+                continue
+            console.print("           command:")
+            for line in step.command.rstrip("\n").splitlines()[:20]:
+                console.print(f"             $ {escape(line)}")
+            console.print(f"           expected: {escape(step.unmet or '; '.join(step.expected))}")
+            console.print(f"           observed: {escape(step.observed)}")
+            tail = step.output.rstrip("\n").splitlines()[-15:]
+            console.print("           output:" if tail else "           output: (nothing)")
+            for line in tail:
+                console.print(f"             | {escape(line)}")
+
+
+def as_json(results: list[PlaybookResult]) -> list[dict[str, Any]]:
+    return [r.as_dict() for r in results]
