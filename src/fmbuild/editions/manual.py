@@ -346,6 +346,35 @@ class ManualCompiler:
         lines.append("</aside>")
         return "\n".join(lines)
 
+    def _steps(self, note: Note) -> str:
+        """A playbook's or command sheet's steps as its committed record ran them."""
+        from fmbuild.playbooks.state import playbook_for, playbook_state
+
+        if note.type not in ("playbook", "command-sheet"):
+            return ""
+        playbook = playbook_for(self.config, note.path, note.title)
+        if playbook is None or not playbook.steps:
+            return ""
+        state, detail, record = playbook_state(self.config, note.path)
+        recorded = {s.get("id"): s for s in (record or {}).get("steps", []) if isinstance(s, dict)}
+        lines = ['<aside class="evidence steps">',
+                 f'<p class="evidence-title">Steps run: {len(playbook.steps)} '
+                 f'<span class="state state-{esc(state)}">{esc(state)}</span></p>']
+        if state != "passing":
+            lines.append(f'<p class="unverified">Not verified at this Edition: {esc(detail)}</p>')
+        lines.append("<table><thead><tr><th>step</th><th>expected</th><th>status</th></tr></thead><tbody>")
+        for step in playbook.steps:
+            seen = recorded.get(step.id)
+            status = str(seen.get("status")) if seen else "not run"
+            lines.append(f"<tr><td><code>{esc(step.id)}</code></td><td>{esc('; '.join(step.expectations()))}</td>"
+                         f"<td>{esc(status)}</td></tr>")
+        lines.append("</tbody></table>")
+        if record is not None:
+            run_date = str(record.get("date", "?"))
+            lines.append(f'<p class="run">{esc(f"run of {run_date}")}</p>')
+        lines.append("</aside>")
+        return "\n".join(lines)
+
     def article(self, note: Note) -> str:
         plan = self.plans[note.path]
         return "\n".join([
@@ -354,6 +383,7 @@ class ManualCompiler:
             self._facts(note),
             self.note_html(note),
             self._evidence(note),
+            self._steps(note),
             "</article>",
         ])
 
