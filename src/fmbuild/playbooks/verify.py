@@ -56,7 +56,7 @@ def print_text(console: Console, results: list[PlaybookResult]) -> None:
         console.print(f"[{style}]{result.status:8}[/] {escape(result.playbook)}  {passed}/{len(result.steps)} steps"
                       f"{cached}  {result.duration_s:.1f} s" + (f"  record {escape(result.record)}" if result.record else ""))
         if result.reason and result.status != "passed":
-            console.print(f"         {escape(result.reason)}")
+            console.print(f"         {result.reason}", markup=False, highlight=False, soft_wrap=True)
         for step in result.steps:
             if step.status == "passed":
                 continue
@@ -65,15 +65,17 @@ def print_text(console: Console, results: list[PlaybookResult]) -> None:
             if step.status == "skipped":
                 console.print(f"           {escape(step.observed)}")
                 continue
+            # What the step ran and printed is shown as plain text (no markup, nothing interpreted).
+            plain = {"markup": False, "highlight": False, "soft_wrap": True}
             console.print("           command:")
             for line in step.command.rstrip("\n").splitlines()[:20]:
-                console.print(f"             $ {escape(line)}")
-            console.print(f"           expected: {escape(step.unmet or '; '.join(step.expected))}")
-            console.print(f"           observed: {escape(step.observed)}")
+                console.print(f"             $ {line}", **plain)
+            console.print(f"           expected: {step.unmet or '; '.join(step.expected)}", **plain)
+            console.print(f"           observed: {step.observed}", **plain)
             tail = step.output.rstrip("\n").splitlines()[-15:]
             console.print("           output:" if tail else "           output: (nothing)")
             for line in tail:
-                console.print(f"             | {escape(line)}")
+                console.print(f"             | {line}", **plain)
 
 
 def as_json(results: list[PlaybookResult]) -> list[dict[str, Any]]:
