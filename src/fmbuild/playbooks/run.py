@@ -40,7 +40,8 @@ STDOUT_FILE = ".fmbuild-step-stdout"
 # The step runs under a wrapper that also keeps its stdout apart (for json.* claims); pipefail
 # keeps the step's own exit status.
 _WRAPPER = 'set -o pipefail; bash --noprofile --norc -e -o pipefail -c "$1" step | tee "$TMPDIR/' + STDOUT_FILE + '"'
-_PATHISH = re.compile(r"[A-Za-z0-9_.\-]+(?:/[A-Za-z0-9_.\-*]+)+/?|fmbuild\.toml")
+# A path-like word of a step; `$VAR` or a glob inside it stands for the folder before it.
+_PATHISH = re.compile(r"[A-Za-z0-9_.\-]+(?:/[A-Za-z0-9_.\-*${}]+)+/?|fmbuild\.toml")
 
 
 @dataclass
@@ -141,19 +142,30 @@ def load_record(evidence_root: Path, playbook_name: str) -> dict[str, Any] | Non
 
 
 def referenced_files(project_root: Path, steps: Iterable[Step]) -> list[Path]:
-    """Repository files the steps name (a folder named stands for every file in it); a step that
-    runs `fmbuild` depends on the tool, the vault, the configuration and every committed record."""
+    """Repository files the steps name (a folder stands for every file in it, a glob for the
+    folder it starts in); a step that runs `fmbuild` also depends on the tool and `fmbuild.toml`."""
     root = project_root.resolve()
     found: set[Path] = set()
     wide = False
     for step in steps:
         if re.search(r"(^|[\s;|&(])fmbuild\s", step.code):
             wide = True
-        for token in _PATHISH.findall(step.code):
-            token = token.rstrip("/").split("*", 1)[0].rstrip("/")
-            if not token:
+        for token in _PATHISH.findall(_expand_for_loops(step.code)):
+            if "$" not in token and "*" in token:
+                try:
+                    matched = list(root.glob(token.rstrip("/")))
+                except (ValueError, OSError):
+                    matched = []
+                for path in matched:
+                    if path.is_file():
+                        found.add(path)
+                    elif path.is_dir():
+                        found.update(p for p in path.rglob("*") if p.is_file())
                 continue
-            candidate = (root / token)
+            token = token.split("$", 1)[0].rstrip("/")
+            if not token or token in (".", ".."):
+                continue
+            candidate = root / token
             try:
                 candidate = candidate.resolve()
             except OSError:
@@ -165,15 +177,37 @@ def referenced_files(project_root: Path, steps: Iterable[Step]) -> list[Path]:
             elif candidate.is_dir():
                 found.update(p for p in candidate.rglob("*") if p.is_file())
     if wide:
-        for folder in ("src/fmbuild", "vault", "evidence"):
-            base = root / folder
-            if base.is_dir():
-                found.update(p for p in base.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        # The tool and its configuration; what a command reads of the vault or the evidence it
+        # names by path (a step that checks the whole vault is judged on the vault of its run).
+        base = root / "src" / "fmbuild"
+        if base.is_dir():
+            found.update(p for p in base.rglob("*") if p.is_file())
         if (root / "fmbuild.toml").is_file():
             found.add(root / "fmbuild.toml")
-    # The playbooks' own records are outputs, never inputs.
+    # The playbooks' own records are outputs, never inputs; caches and bytecode are not content.
     records = root / "evidence" / RECORD_ROOT
-    return sorted(p for p in found if not p.is_relative_to(records) and ".fmbuild" not in p.relative_to(root).parts)
+    return sorted(p for p in found if not p.is_relative_to(records) and p.suffix != ".pyc"
+                  and not {".fmbuild", "__pycache__", ".git"} & set(p.relative_to(root).parts))
+
+
+_FOR_LOOP = re.compile(r"\bfor\s+([A-Za-z_]\w*)\s+in\s+([^;\n]+)")
+
+
+def _expand_for_loops(code: str) -> str:
+    """The code with each `for VAR in a b c` loop's `$VAR`/`${VAR}` written out once per word,
+    so that `evidence/$m/record` names the folders the loop really reads."""
+    extra: list[str] = []
+    for match in _FOR_LOOP.finditer(code):
+        name, words = match[1], match[2].split()
+        if not words or any(ch in w for w in words for ch in "$`*?(") :
+            continue
+        variable = re.compile(r"\$(?:\{%s\}|%s\b)" % (name, name))
+        for word in words:
+            extra.append(variable.sub(word, code))
+    if not extra:
+        return code
+    # The loop's own line still names `$VAR`; the written-out copies say what it reads.
+    return "\n".join(_FOR_LOOP.sub("", line) for line in extra)
 
 
 def inputs_hash(project_root: Path, playbook: Playbook) -> str:
