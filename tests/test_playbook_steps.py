@@ -267,3 +267,22 @@ def test_the_cache_key_covers_the_files_a_loop_or_a_glob_reads(tmp_path: Path) -
     rel = lambda paths: sorted(p.relative_to(tmp_path.resolve()).as_posix() for p in paths)  # noqa: E731
     assert rel(referenced_files(tmp_path, steps[:1])) == ["evidence/a/record/metrics.json", "evidence/b/record/metrics.json"]
     assert rel(referenced_files(tmp_path, steps[1:])) == ["evidence/a/record/metrics.json", "evidence/b/record/metrics.json"]
+
+
+def test_changed_since_selects_a_playbook_whose_input_changed_and_terminal_output_is_defanged(tmp_path: Path) -> None:
+    import subprocess
+
+    project = make_project(tmp_path)
+    git = ["git", "-C", str(project), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "base"], check=True)
+    quiet = fmbuild(project, "verify", "--changed-since", "HEAD", "--format", "json")
+    assert json.loads(quiet.stdout)["playbooks"] == []
+    (project / "evidence/fake-siem/record/artifacts/log.jsonl").write_text('{"event": "siem.alert", "rule": "r1"}\n')
+    done = fmbuild(project, "verify", "--changed-since", "HEAD")
+    assert "failed   playbooks/rehearsal  1/3 steps" in done.stdout  # selected: a file its steps read changed
+    # What a step prints reaches the terminal with its control characters written out.
+    edit(project, "wc -l < /tmp/ir/alerts.jsonl", "printf 'evil\\033[2Jtext\\n'; exit 3")
+    shown = fmbuild(project, "verify", NOTE)
+    assert "\x1b" not in shown.stdout and "| evil\\x1b[2Jtext" in shown.stdout

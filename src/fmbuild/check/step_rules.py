@@ -16,10 +16,9 @@ from typing import Iterator
 
 from fmbuild.check.registry import CheckContext, rule
 from fmbuild.diagnostics import Diagnostic, error, warning
+from fmbuild.playbooks.run import STEP_TYPES
 from fmbuild.playbooks.state import playbook_state
 from fmbuild.playbooks.steps import parse_steps
-
-STEP_TYPES = ("playbook", "command-sheet")
 
 
 def step_notes(ctx: CheckContext) -> Iterator[tuple[str, str]]:

@@ -10,10 +10,19 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from fmbuild.commands.common import EXIT_FINDINGS, EXIT_OK, fail_usage
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from fmbuild.config import Config
+    from fmbuild.evidence.isolation import Executor
+    from fmbuild.evidence.limits import Limits
+    from fmbuild.playbooks.run import Playbook, PlaybookResult
 
 
 @click.command("verify")
@@ -62,11 +71,16 @@ def command(
         fail_usage("fmbuild verify needs fmbuild.toml")
         return
     from fmbuild.playbooks import verify as playbook_verify
+    from fmbuild.evidence.selection import SelectionError
 
     # Playbooks (notes with step marks) are picked out first; the rest name modules or notes.
     playbooks, module_targets = playbook_verify.split_targets(list(targets), vault, config)
-    if changed_since is not None and not targets:
-        playbooks = []  # --changed-since selects modules; name a playbook to run it too
+    if changed_since is not None:
+        try:
+            playbooks = playbook_verify.changed(playbooks if targets else None, vault, config, changed_since)
+        except SelectionError as exc:
+            fail_usage(str(exc))
+            return
     try:
         if targets and not module_targets and changed_since is None:
             selected = []
@@ -122,7 +136,10 @@ def command(
     sys.exit(EXIT_OK if ok else EXIT_FINDINGS)
 
 
-def _run_playbooks(playbooks, config, executor, limits, seed, no_cache, record, err):  # noqa: ANN001, ANN202
+def _run_playbooks(
+    playbooks: list[Playbook], config: Config, executor: Executor, limits: Limits, seed: int | None,
+    no_cache: bool, record: bool, err: Console,
+) -> list[PlaybookResult]:
     """Each selected playbook's steps, after the modules (their steps read the modules' records)."""
     from fmbuild.playbooks.run import PlaybookOptions, PlaybookRunner
 
@@ -134,5 +151,5 @@ def _run_playbooks(playbooks, config, executor, limits, seed, no_cache, record, 
         seed=config.evidence.seed if seed is None else seed, use_cache=not no_cache, record=record,
     ))
     err.print(f"Running {len(playbooks)} playbook(s)...")
-    return runner.run_all(playbooks, on_finish=lambda r: err.print(f"  {r.status:8} {r.playbook}"
-                                                                  f"{' (cached)' if r.cached else ''}"))
+    return runner.run_all(playbooks, on_finish=lambda r: err.print(
+        f"  {r.status:8} {r.playbook}{' (cached)' if r.cached else ''}", markup=False, highlight=False))

@@ -116,9 +116,14 @@ def playbook_of(vault_root: Path, note: str, title: str) -> Playbook | None:
     return Playbook(note, title, parsed.steps, [f"line {p.line}: {p.message}" for p in parsed.problems])
 
 
+STEP_TYPES = ("playbook", "command-sheet")  # the note types whose marked steps run
+
+
 def all_playbooks(vault: Any) -> list[Playbook]:
     found = []
     for path in sorted(vault.notes):
+        if vault.notes[path].type not in STEP_TYPES:
+            continue
         playbook = playbook_of(vault.root, path, vault.notes[path].title)
         if playbook is not None:
             found.append(playbook)

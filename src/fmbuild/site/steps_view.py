@@ -6,14 +6,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fmbuild.playbooks.run import RECORD_FILE, RECORD_ROOT
+from fmbuild.playbooks.run import RECORD_FILE, RECORD_ROOT, STEP_TYPES
 from fmbuild.playbooks.state import playbook_for, playbook_state
 
 if TYPE_CHECKING:
     from fmbuild.config import Config
     from fmbuild.vault.model import Note
-
-STEP_TYPES = ("playbook", "command-sheet")
 
 
 def steps_panel(note: Note, config: Config | None) -> str:
