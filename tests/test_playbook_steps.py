@@ -286,3 +286,19 @@ def test_changed_since_selects_a_playbook_whose_input_changed_and_terminal_outpu
     edit(project, "wc -l < /tmp/ir/alerts.jsonl", "printf 'evil\\033[2Jtext\\n'; exit 3")
     shown = fmbuild(project, "verify", NOTE)
     assert "\x1b" not in shown.stdout and "| evil\\x1b[2Jtext" in shown.stdout
+
+
+def test_a_step_running_fmbuild_keys_its_cache_on_the_tool_but_its_record_on_its_inputs(tmp_path: Path) -> None:
+    from fmbuild.playbooks.run import Playbook, inputs_hash
+
+    (tmp_path / "src/fmbuild").mkdir(parents=True)
+    (tmp_path / "src/fmbuild/cli.py").write_text("v1")
+    (tmp_path / "fmbuild.toml").write_text("")
+    steps = parse_steps("%% step id=a %%\n```bash\nfmbuild check vault\n```\n").steps
+    playbook = Playbook("p.md", "P", steps)
+    record_key, cache_key = inputs_hash(tmp_path, playbook), inputs_hash(tmp_path, playbook, include_tool=True)
+    (tmp_path / "src/fmbuild/cli.py").write_text("v2")
+    assert inputs_hash(tmp_path, playbook) == record_key
+    assert inputs_hash(tmp_path, playbook, include_tool=True) != cache_key
+    (tmp_path / "fmbuild.toml").write_text("[vault]\n")
+    assert inputs_hash(tmp_path, playbook) != record_key

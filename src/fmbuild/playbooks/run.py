@@ -146,9 +146,10 @@ def load_record(evidence_root: Path, playbook_name: str) -> dict[str, Any] | Non
 # --- the cache key: the steps and what they call ---------------------------------------------
 
 
-def referenced_files(project_root: Path, steps: Iterable[Step]) -> list[Path]:
+def referenced_files(project_root: Path, steps: Iterable[Step], include_tool: bool = False) -> list[Path]:
     """Repository files the steps name (a folder stands for every file in it, a glob for the
-    folder it starts in); a step that runs `fmbuild` also depends on the tool and `fmbuild.toml`."""
+    files it matches, a `for` loop's variable for each of its words). A step that runs `fmbuild`
+    also depends on `fmbuild.toml` and, with `include_tool`, on the tool's source."""
     root = project_root.resolve()
     found: set[Path] = set()
     wide = False
@@ -185,7 +186,7 @@ def referenced_files(project_root: Path, steps: Iterable[Step]) -> list[Path]:
         # The tool and its configuration; what a command reads of the vault or the evidence it
         # names by path (a step that checks the whole vault is judged on the vault of its run).
         base = root / "src" / "fmbuild"
-        if base.is_dir():
+        if include_tool and base.is_dir():
             found.update(p for p in base.rglob("*") if p.is_file())
         if (root / "fmbuild.toml").is_file():
             found.add(root / "fmbuild.toml")
@@ -215,13 +216,17 @@ def _expand_for_loops(code: str) -> str:
     return "\n".join(_FOR_LOOP.sub("", line) for line in extra)
 
 
-def inputs_hash(project_root: Path, playbook: Playbook) -> str:
+def inputs_hash(project_root: Path, playbook: Playbook, include_tool: bool = False) -> str:
+    """What the record's freshness rests on: the steps, fmbuild's version and the files they
+    read. The cache key adds the tool's own source (`include_tool`): a cached pass must not
+    outlive a change to the fmbuild a step runs, while a record, like a module's, goes stale
+    on its inputs, not on every edit to the tool."""
     digest = hashlib.sha256()
     digest.update(f"fmbuild {__version__}\n".encode())
     for step in playbook.steps:
         digest.update(json.dumps([step.id, step.mark, step.code]).encode())
     root = project_root.resolve()
-    for path in referenced_files(project_root, playbook.steps):
+    for path in referenced_files(project_root, playbook.steps, include_tool):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         try:
             digest.update(hashlib.sha256(path.read_bytes()).digest())
@@ -278,7 +283,8 @@ class PlaybookRunner:
             base.status, base.reason = "error", f"invalid step marks ({playbook.invalid[0]}); fmbuild check says more"
             return base
         base.inputs_hash = inputs_hash(o.project_root, playbook)
-        key = hashlib.sha256(f"{base.inputs_hash}|{o.executor.name}|{o.seed}".encode()).hexdigest()
+        tool = inputs_hash(o.project_root, playbook, include_tool=True)
+        key = hashlib.sha256(f"{tool}|{o.executor.name}|{o.seed}".encode()).hexdigest()
         cache_file = o.state_dir / "playbooks" / f"{key}.json"
         if o.use_cache:
             cached = _read_json(cache_file)
