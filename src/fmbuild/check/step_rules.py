@@ -18,23 +18,28 @@ from fmbuild.check.registry import CheckContext, rule
 from fmbuild.diagnostics import Diagnostic, error, warning
 from fmbuild.playbooks.run import STEP_TYPES
 from fmbuild.playbooks.state import playbook_state
-from fmbuild.playbooks.steps import parse_steps
+from fmbuild.playbooks.steps import Steps, parse_steps
 
 
-def step_notes(ctx: CheckContext) -> Iterator[tuple[str, str]]:
+def step_notes(ctx: CheckContext) -> Iterator[tuple[str, Steps]]:
+    """Each wanted playbook or command sheet with its parsed marks, read once per run."""
+    cache = ctx.cache.setdefault("steps.parsed", {})
+    assert isinstance(cache, dict)
     for note in ctx.vault.notes.values():
         if note.type in STEP_TYPES and ctx.wants(note.path):
-            try:
-                text = (ctx.vault.root / note.path).read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
-                continue  # the loader already reported why
-            yield note.path, text
+            if note.path not in cache:
+                try:
+                    cache[note.path] = parse_steps((ctx.vault.root / note.path).read_text(encoding="utf-8"))
+                except (OSError, UnicodeDecodeError):
+                    cache[note.path] = None  # the loader already reported why
+            if cache[note.path] is not None:
+                yield note.path, cache[note.path]
 
 
 @rule("step-marks")
 def check_step_marks(ctx: CheckContext) -> Iterator[Diagnostic]:
-    for path, text in step_notes(ctx):
-        for problem in parse_steps(text).problems:
+    for path, parsed in step_notes(ctx):
+        for problem in parsed.problems:
             yield error(path, problem.line, 1, "step-invalid", problem.message)
 
 
@@ -42,8 +47,7 @@ def check_step_marks(ctx: CheckContext) -> Iterator[Diagnostic]:
 def check_step_maturity(ctx: CheckContext) -> Iterator[Diagnostic]:
     config = ctx.config
     assert config is not None
-    for path, text in step_notes(ctx):
-        parsed = parse_steps(text)
+    for path, parsed in step_notes(ctx):
         if not parsed.steps:
             continue
         note = ctx.vault.notes[path]
