@@ -302,3 +302,35 @@ def test_a_step_running_fmbuild_keys_its_cache_on_the_tool_but_its_record_on_its
     assert inputs_hash(tmp_path, playbook, include_tool=True) != cache_key
     (tmp_path / "fmbuild.toml").write_text("[vault]\n")
     assert inputs_hash(tmp_path, playbook) != record_key
+
+
+def test_an_edition_freezes_each_playbook_record_and_the_manual_shows_its_steps(tmp_path: Path) -> None:
+    from fmbuild.config import load_config
+    from fmbuild.editions.manifest import playbook_entries
+    from fmbuild.vault.load import load_vault
+
+    project = make_project(tmp_path)
+    assert fmbuild(project, "verify", NOTE, "--record").returncode == 0
+    config = load_config(project / "fmbuild.toml")
+    vault = load_vault(config.vault_path, config, use_cache=False)
+    [entry] = playbook_entries(config, vault)
+    assert entry["note"] == "playbooks/rehearsal.md" and entry["steps"] == ["collect", "count", "report"]
+    assert entry["record"]["status"] == "passed"
+    [(path, digest)] = entry["record_file"].items()
+    assert path == "evidence/_playbooks/playbooks/rehearsal/record.json" and len(str(digest)) >= 64
+
+
+def test_the_compiled_manual_of_an_edition_shows_the_steps_and_their_standing(tmp_path: Path) -> None:
+    import subprocess
+
+    project = make_project(tmp_path)
+    assert fmbuild(project, "verify", NOTE, "--record").returncode == 0
+    git = ["git", "-C", str(project), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "base"], check=True)
+    done = fmbuild(project, "edition", "cut", "e1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    manual = (project / "editions/e1/manual.html").read_text()
+    assert 'Steps run: 3 <span class="state state-passing">passing</span>' in manual
+    assert "<td><code>count</code></td><td>exit 0; output contains &#x27;siem&#x27;; JSON lines == alerts</td><td>passed</td>" in manual
