@@ -32,6 +32,7 @@ CODES: dict[str, str] = {
     "tag-unknown": "a tag outside the vocabulary in fmbuild.toml",
     "id-duplicate": "two notes share one id",
     "maturity-unearned": "maturity: verified without a passing, fresh evidence record",
+    "step-invalid": "a playbook step mark (%% step ... %%) that cannot be run as written",
     "framework-id-unknown": "an ATLAS / OWASP id that the shipped reference lists do not have",
     "unsafe-html": "raw script, iframe, event handler or javascript: URL in a note",
     "path-escape": "a symlink or link that leaves the vault",

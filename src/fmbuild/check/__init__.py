@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from fmbuild.vault.resolve import Resolver
 
 # In chain order.
-RULE_MODULES = ("links", "schema", "security", "frameworks", "evidence_rules", "graph_rules")
+RULE_MODULES = ("links", "schema", "security", "frameworks", "evidence_rules", "step_rules", "graph_rules")
 
 
 def load_rules() -> None:

@@ -128,6 +128,7 @@ def _evidence(h: Any, vault: Vault, config: Config, now: float) -> bool:
 LOCAL_RULES = frozenset({
     "schema-fields", "schema-tags", "unsafe-html", "framework-ids",
     "evidence-block", "maturity-earned", "evidence-stale", "metric-refs", "log-refs",
+    "step-marks", "step-maturity",  # a note's own step marks, and its record under the evidence folder
 })
 
 _Plain = tuple[str, int, int, str, str, str]

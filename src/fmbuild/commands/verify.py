@@ -9,12 +9,22 @@ configuration errors. Progress and one line per finished module go to stderr; th
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from fmbuild.commands.common import EXIT_FINDINGS, EXIT_OK, fail_usage
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from fmbuild.config import Config
+    from fmbuild.evidence.isolation import Executor
+    from fmbuild.evidence.limits import Limits
+    from fmbuild.playbooks.run import Playbook, PlaybookResult
 
 
 @click.command("verify")
@@ -77,8 +87,22 @@ def command(
     if config is None:  # load_project without --vault always has a config; kept for type checkers
         fail_usage("fmbuild verify needs fmbuild.toml")
         return
+    from fmbuild.playbooks import verify as playbook_verify
+    from fmbuild.evidence.selection import SelectionError
+
+    # Playbooks (notes with step marks) are picked out first; the rest name modules or notes.
+    playbooks, module_targets = playbook_verify.split_targets(list(targets), vault, config)
+    if changed_since is not None:
+        try:
+            playbooks = playbook_verify.changed(playbooks if targets else None, vault, config, changed_since)
+        except SelectionError as exc:
+            fail_usage(str(exc))
+            return
     try:
-        selected = select(list(targets), vault, config, changed_since=changed_since)
+        if targets and not module_targets and changed_since is None:
+            selected = []
+        else:
+            selected = select(module_targets, vault, config, changed_since=changed_since)
     except SelectionError as exc:
         fail_usage(str(exc))
         return
@@ -113,7 +137,7 @@ def command(
     why = fallback_reason()
     if executor.name != "bubblewrap":
         err.print(f"[yellow]warning:[/] weaker isolation: {why or 'subprocess chosen'}; lacks {', '.join(executor.lacks())}")
-    if not selected:
+    if not selected and not playbooks:
         err.print("No evidence modules selected.")
     with report.LiveReport(err, len(selected) * len(seeds), several_seeds=len(seeds) > 1) as live:
         results = runner.run_all(selected, parallel=jobs, gpu_parallel=gpu_jobs,
@@ -122,16 +146,23 @@ def command(
         if r.not_passed:
             err.print(f"note: {r.module} declares {', '.join(r.not_passed)}; not passed (only what fmbuild.toml "
                       "[evidence] pass_env or --pass-env NAME allows enters a sandbox, never a credential)", markup=False)
+    playbook_results = _run_playbooks(playbooks, config, executor, limits, seeds[0], no_cache, record, err)
     if out is not None:
-        report.print_text(out, results, isolation_text, seeds)
+        if results or not playbook_results:
+            report.print_text(out, results, isolation_text, seeds)
+        playbook_verify.print_text(out, playbook_results)
     else:
-        click.echo(report.to_json(results, isolation_text, host, seeds))
+        document = json.loads(report.to_json(results, isolation_text, host, seeds))
+        document["playbooks"] = playbook_verify.as_json(playbook_results)
+        document["ok"] = bool(document.get("ok")) and all(p.ok for p in playbook_results)
+        click.echo(json.dumps(document, indent=2))
     if junit is not None:
         try:
             report.write_junit(junit, results)
         except OSError as exc:
             fail_usage(f"--junit {junit}: {exc}")
-    sys.exit(EXIT_OK if all(r.ok for r in results) else EXIT_FINDINGS)
+    ok = all(r.ok for r in results) and all(p.ok for p in playbook_results)
+    sys.exit(EXIT_OK if ok else EXIT_FINDINGS)
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -145,3 +176,22 @@ def parse_seeds(text: str) -> list[int]:
             fail_usage(f"--seeds {text!r}: seed {int(part)} is listed twice")
         seeds.append(int(part))
     return seeds
+
+
+def _run_playbooks(
+    playbooks: list[Playbook], config: Config, executor: Executor, limits: Limits, seed: int | None,
+    no_cache: bool, record: bool, err: Console,
+) -> list[PlaybookResult]:
+    """Each selected playbook's steps, after the modules (their steps read the modules' records)."""
+    from fmbuild.playbooks.run import PlaybookOptions, PlaybookRunner
+
+    if not playbooks:
+        return []
+    runner = PlaybookRunner(PlaybookOptions(
+        project_root=config.project_root, evidence_root=config.evidence_root,
+        state_dir=config.project_root / ".fmbuild" / "evidence", executor=executor, limits=limits,
+        seed=config.evidence.seed if seed is None else seed, use_cache=not no_cache, record=record,
+    ))
+    err.print(f"Running {len(playbooks)} playbook(s)...")
+    return runner.run_all(playbooks, on_finish=lambda r: err.print(
+        f"  {r.status:8} {r.playbook}{' (cached)' if r.cached else ''}", markup=False, highlight=False))

@@ -105,6 +105,29 @@ def module_entries(config: Config, vault: Vault) -> list[dict[str, Any]]:
     return entries
 
 
+def playbook_entries(config: Config, vault: Vault) -> list[dict[str, Any]]:
+    """Every note with runnable steps, with its steps' committed record and that file's digest."""
+    from fmbuild.playbooks.run import RECORD_FILE, load_record, record_dir
+    from fmbuild.playbooks.state import playbook_for
+
+    entries = []
+    for path in sorted(vault.notes):
+        note = vault.notes[path]
+        if note.type not in ("playbook", "command-sheet"):
+            continue
+        playbook = playbook_for(config, path, note.title)
+        if playbook is None or not playbook.steps:
+            continue
+        record_file = record_dir(config.evidence_root, playbook.name) / RECORD_FILE
+        entries.append({
+            "note": path, "steps": [s.id for s in playbook.steps],
+            "record": load_record(config.evidence_root, playbook.name),
+            "record_file": {_relative(record_file, config.project_root): file_digest(record_file)}
+            if record_file.is_file() else {},
+        })
+    return entries
+
+
 def edge_entries(graph: nx.MultiDiGraph) -> list[dict[str, Any]]:
     edges = []
     for source, target, _key, attrs in graph.edges(keys=True, data=True):
@@ -169,6 +192,7 @@ def build_manifest(
         "vault": _relative(config.vault_path, config.project_root),
         "notes": notes,
         "modules": module_entries(config, vault),
+        "playbooks": playbook_entries(config, vault),
         "edges": edge_entries(graph),
         "frameworks": {"versions": dict(sorted(graph.graph.get("frameworks", {}).items())),
                        "covered": covered_frameworks(graph)},

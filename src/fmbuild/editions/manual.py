@@ -55,9 +55,9 @@ IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
                ".webp": "image/webp", ".svg": "image/svg+xml"}
 MAX_INLINE_IMAGE = 2 * 1024 * 1024
 MAX_EMBED_DEPTH = 3  # deeper (or circular) embeds become links
-TYPE_ORDER = {"technique": 0, "pattern": 1, "anti-pattern": 2, "playbook": 3}
+TYPE_ORDER = {"technique": 0, "pattern": 1, "anti-pattern": 2, "playbook": 3, "command-sheet": 4}
 TYPE_LABEL = {"technique": "Technique", "pattern": "Pattern", "anti-pattern": "Anti-pattern",
-              "playbook": "Playbook", "source": "Source"}
+              "playbook": "Playbook", "command-sheet": "Command sheet", "source": "Source"}
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
 
@@ -378,6 +378,35 @@ class ManualCompiler:
         lines.append("</aside>")
         return "\n".join(lines)
 
+    def _steps(self, note: Note) -> str:
+        """A playbook's or command sheet's steps as its committed record ran them."""
+        from fmbuild.playbooks.state import playbook_for, playbook_state
+
+        if note.type not in ("playbook", "command-sheet"):
+            return ""
+        playbook = playbook_for(self.config, note.path, note.title)
+        if playbook is None or not playbook.steps:
+            return ""
+        state, detail, record = playbook_state(self.config, note.path)
+        recorded = {s.get("id"): s for s in (record or {}).get("steps", []) if isinstance(s, dict)}
+        lines = ['<aside class="evidence steps">',
+                 f'<p class="evidence-title">Steps run: {len(playbook.steps)} '
+                 f'<span class="state state-{esc(state)}">{esc(state)}</span></p>']
+        if state != "passing":
+            lines.append(f'<p class="unverified">Not verified at this Edition: {esc(detail)}</p>')
+        lines.append("<table><thead><tr><th>step</th><th>expected</th><th>status</th></tr></thead><tbody>")
+        for step in playbook.steps:
+            seen = recorded.get(step.id)
+            status = str(seen.get("status")) if seen else "not run"
+            lines.append(f"<tr><td><code>{esc(step.id)}</code></td><td>{esc('; '.join(step.expectations()))}</td>"
+                         f"<td>{esc(status)}</td></tr>")
+        lines.append("</tbody></table>")
+        if record is not None:
+            run_date = str(record.get("date", "?"))
+            lines.append(f'<p class="run">{esc(f"run of {run_date}")}</p>')
+        lines.append("</aside>")
+        return "\n".join(lines)
+
     def article(self, note: Note) -> str:
         plan = self.plans[note.path]
         return "\n".join([
@@ -386,6 +415,7 @@ class ManualCompiler:
             self._facts(note),
             self.note_html(note),
             self._evidence(note),
+            self._steps(note),
             "</article>",
         ])
 

@@ -53,6 +53,12 @@ def assess(config: Config, vault: Vault, resolver: Resolver) -> Readiness:
     for path in sorted(vault.notes):
         note = vault.notes[path]
         if note.evidence is None:
+            if note.type in ("playbook", "command-sheet"):
+                from fmbuild.playbooks.state import playbook_state
+
+                state, detail, _ = playbook_state(config, path)
+                if state != "none" or "no committed record" in detail:
+                    ready.standings[path] = EvidenceStanding(path, state, detail)
             continue
         state, detail = evidence_state(config, note)
         ready.standings[path] = EvidenceStanding(path, state, detail)

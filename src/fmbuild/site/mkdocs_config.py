@@ -19,7 +19,7 @@ from fmbuild.site import urls
 from fmbuild.site.context import SiteContext
 from fmbuild.site.convert import docs_path, title_of
 
-FOLDER_ORDER = ("techniques", "patterns", "playbooks", "sources")
+FOLDER_ORDER = ("techniques", "patterns", "playbooks", "tools", "sources")
 
 MARKDOWN_EXTENSIONS: list[Any] = [
     {"toc": {"permalink": True}},

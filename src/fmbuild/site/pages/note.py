@@ -15,6 +15,7 @@ from fmbuild.site.context import SiteContext
 from fmbuild.site.convert import docs_path, md_escape, title_of
 from fmbuild.site.evidence_view import ModuleEvidence, format_value
 from fmbuild.site.pages import Page, render_html
+from fmbuild.site.steps_view import steps_panel
 from fmbuild.vault.model import LinkKind, Note
 
 # (edge type, outgoing) -> heading of the group on the page
@@ -49,6 +50,9 @@ def note_page(note: Note, ctx: SiteContext) -> Page:
     module = ctx.evidence.for_note(note)
     if module is not None:
         parts += ["", f"## Evidence {{ #{ids.allocate('evidence')} }}", "", evidence_panel(note, module, page, ctx)]
+    steps = steps_panel(note, ctx.config)
+    if steps:
+        parts += ["", f"## Steps run {{ #{ids.allocate('steps-run')} }}", "", steps]
     relations = _relations(note, page, ctx)
     if relations:
         parts += ["", f"## Relations {{ #{ids.allocate('relations')} }}", "", relations]

@@ -12,7 +12,7 @@ from fmbuild.site.convert import docs_path, md_escape, title_of
 from fmbuild.site.pages import Page
 from fmbuild.vault.model import Note
 
-TYPE_ORDER = ("technique", "pattern", "anti-pattern", "playbook", "source")
+TYPE_ORDER = ("technique", "pattern", "anti-pattern", "playbook", "command-sheet", "source")
 DEFAULT_LEVELS = ("draft", "reviewed", "verified", "deprecated")
 
 
