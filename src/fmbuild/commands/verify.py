@@ -88,7 +88,6 @@ def command(
         fail_usage("fmbuild verify needs fmbuild.toml")
         return
     from fmbuild.playbooks import verify as playbook_verify
-    from fmbuild.evidence.selection import SelectionError
 
     # Playbooks (notes with step marks) are picked out first; the rest name modules or notes.
     playbooks, module_targets = playbook_verify.split_targets(list(targets), vault, config)

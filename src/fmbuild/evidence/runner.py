@@ -128,6 +128,8 @@ class Result:
     artifacts: list[str] = field(default_factory=list)
     record: str = ""  # what happened to the committed record with --record
     not_passed: list[str] = field(default_factory=list)  # declared variables the project did not pass
+    # The MAC-checked cache entry of a passed run: what a record may be written from (never serialised).
+    entry: CacheEntry | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -283,6 +285,7 @@ class Runner:
                     log_tail=data.get("log_tail", ""), returncode=0, run_dir=hit.run_dir,
                     artifacts=list(data.get("artifacts", [])), **{**common, "date": data.get("date", base["date"])},
                 )
+                result.entry = hit
                 self._judge(job, result)
                 self._maybe_record(job, result, hit.out_dir, hit.log_path, hit)
                 return result
@@ -437,7 +440,7 @@ class Runner:
                 result.run_dir = self._keep_failure(spec.name, work)
                 return result
             entry = self.cache.put(result.key, data, work)
-            result.run_dir = entry.run_dir
+            result.run_dir, result.entry = entry.run_dir, entry
             self._maybe_record(job, result, entry.out_dir, entry.log_path, entry)
         else:
             result.run_dir = self._keep_failure(spec.name, work)
@@ -517,32 +520,32 @@ class Runner:
         if result.status != "passed":
             result.record = f"not written: the run {result.status}"
             return
-        # The record is written from the run's folder only as far as the (MAC-checked) entry vouches
-        # for it: the log and every copied file must hash to what the entry recorded at run time.
-        try:
-            log_bytes = safe_read.read_bytes(log_path.parent, log_path.name, 64 * MB)
-        except OSError as exc:
-            result.record = f"not written: the run's log cannot be read: {exc}"
-            return
-        if hashlib.sha256(log_bytes).hexdigest() != entry.data.get("log_sha256"):
-            result.record = "not written: the run's log changed since the run (run again with --no-cache)"
-            return
-        log_text = log_bytes.decode("utf-8", "replace")
         record = Record(
             module=result.module, status=result.status, inputs_hash=result.inputs_hash, metrics=result.metrics,
             claims=[c.as_dict() for c in result.claims], duration_s=round(result.duration_s, 3),
             device=result.device, isolation=result.isolation, environment=result.environment, seed=result.seed,
             scale=result.scale, date=result.date, fmbuild=__version__, log_tail=result.log_tail, artifacts=[],
         )
-        try:
-            write_record(job.spec.path, record, out_dir, log_text, expected=entry.files)
-        except RecordError as exc:
-            result.record = f"not written: {exc} (run again with --no-cache)"
-            return
-        except (OSError, ValueError) as exc:
-            result.record = f"not written: {exc}"
-            return
-        result.record = "written"
+        result.record = record_from_entry(job.spec.path, record, entry)
+
+
+def record_from_entry(module_dir: Path, record: Record, entry: CacheEntry) -> str:
+    """Write the committed record of a passed run, as far as its (MAC-checked) cache entry vouches
+    for it: the log and every copied file must hash to what the entry recorded at run time.
+    Returns what happened, for the output ("written" or "not written: why")."""
+    try:
+        log_bytes = safe_read.read_bytes(entry.log_path.parent, entry.log_path.name, 64 * MB)
+    except OSError as exc:
+        return f"not written: the run's log cannot be read: {exc}"
+    if hashlib.sha256(log_bytes).hexdigest() != entry.data.get("log_sha256"):
+        return "not written: the run's log changed since the run (run again with --no-cache)"
+    try:
+        write_record(module_dir, record, entry.out_dir, log_bytes.decode("utf-8", "replace"), expected=entry.files)
+    except RecordError as exc:
+        return f"not written: {exc} (run again with --no-cache)"
+    except (OSError, ValueError) as exc:
+        return f"not written: {exc}"
+    return "written"
 
 
 def _importable(name: str) -> bool:

@@ -29,8 +29,8 @@ from typing import Any, Callable
 from fmbuild import __version__
 from fmbuild.evidence.claims import Claim, Verdict, _is_number, check_claim, check_presence
 from fmbuild.evidence.margins import margin
-from fmbuild.evidence.records import PLOT_SUFFIXES, VAULT_RECORDS, Record, write_record
-from fmbuild.evidence.runner import ClaimResult, Job, Result, Runner, RunnerOptions, utc_now
+from fmbuild.evidence.records import PLOT_SUFFIXES, VAULT_RECORDS, Record
+from fmbuild.evidence.runner import ClaimResult, Job, Result, Runner, RunnerOptions, record_from_entry, utc_now
 
 VAULT_RECORDS_README = """# Recorded plots (generated)
 
@@ -276,14 +276,9 @@ class SeedsRunner:
             result.record = f"not written: the run {result.status}{flaky}"
             return
         first = result.runs[self.seeds[0]]
-        if first.run_dir is None:
-            result.record = "not written: the first seed's run folder is gone"
+        if first.entry is None:
+            result.record = "not written: the first seed's run is not in the cache (run again with --no-cache)"
             return
-        out_dir, log_path = first.run_dir / "out", first.run_dir / "log.txt"
-        try:
-            log_text = log_path.read_text(encoding="utf-8")
-        except OSError:
-            log_text = first.log_tail
         record = Record(
             module=result.module, status=result.status, inputs_hash=first.inputs_hash, metrics=first.metrics,
             claims=[c.as_dict() for c in result.claims], duration_s=round(first.duration_s, 3),
@@ -292,12 +287,10 @@ class SeedsRunner:
             log_tail=first.log_tail, artifacts=[], seeds=list(self.seeds),
             seed_metrics={str(s): result.runs[s].metrics for s in self.seeds},
         )
-        try:
-            folder = write_record(job.spec.path, record, out_dir, log_text)
-        except OSError as exc:
-            result.record = f"not written: {exc}"
+        result.record = record_from_entry(job.spec.path, record, first.entry)
+        if result.record != "written":
             return
-        result.record = "written"
+        folder = job.spec.path / "record"
         if self.vault_path is not None:
             try:
                 publish_plots(folder / "artifacts", record.artifacts, self.vault_path, result.module)
