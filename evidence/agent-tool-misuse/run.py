@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
-from agent import Episode, materialise, run_episode
+from agent import MAX_STEPS, Episode, materialise, run_episode
 from planner import LlamaPlanner, Planner, RulePlanner
 from policies import (
     AllowlistSandbox,
@@ -218,6 +218,7 @@ def main() -> None:
             run.log("scenarios.built", calibration=len(calibration), held_out=len(scenarios), attack=attacks,
                     benign=len(scenarios) - attacks, web=lab.base_url)
             run.metric("scenarios.calibration", len(calibration))
+            run.metric("settings.max_steps", MAX_STEPS)
             run.metric("scenarios.attack", attacks)
             run.metric("scenarios.benign", len(scenarios) - attacks)
             planner = RulePlanner()
