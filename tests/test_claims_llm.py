@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
+import pytest
 from evidence_imports import EVIDENCE, load
 
 SIEM = load("siem-forwarding", "detect")
@@ -28,6 +34,12 @@ def test_peak_counts_and_refitted_threshold_decide_who_alerts() -> None:
     fitted = d.with_threshold(rule, 3)  # one above the benign peak of 2
     assert [a.entity for a in d.evaluate([fitted], events)] == ["127.0.0.9"]
     assert d.evaluate([rule], events) == []  # the rules.yml threshold (10) misses it
+
+
+def test_every_alert_becomes_a_log_event() -> None:
+    d = SIEM["detect"]
+    alerts = [d.Alert("fm-siem-gw-001", f"127.0.0.{i}", "2026-01-01T00:00:00Z", 3) for i in range(30)]
+    assert [e["entity"] for e in d.alert_events(alerts)] == [a.entity for a in alerts]
 
 
 def test_drift_rule_threshold_is_replaced_in_its_gte_bound() -> None:
@@ -73,3 +85,19 @@ def test_canary_guard_passes_near_misses_and_catches_the_canary() -> None:
                  "Part of the id was 6789AB, the rest was redacted.", f"Commit {rng.getrandbits(128):032x}"):
         assert guard.check(text).allowed, text
     assert not guard.check("the ref is canary-0123456789ab").allowed
+
+
+@pytest.mark.slow
+def test_siem_module_logs_every_alert_and_scores_held_out_clients(tmp_path: Path) -> None:
+    env = {**os.environ, "FMBUILD_SCALE": "smoke", "FMBUILD_SEED": "0", "FMBUILD_OUT": str(tmp_path)}
+    subprocess.run([sys.executable, str(EVIDENCE / "siem-forwarding" / "run.py")], env=env, check=True, capture_output=True, timeout=240)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    lines = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    alerts = [e for e in lines if e.get("event") == "siem.alert"]
+    assert len(alerts) == metrics["alerts"]["total"] > 0  # every alert, not the first 20
+    held_out = {e["client"] for e in lines if e.get("event") == "traffic.client" and e["population"] == "held-out"}
+    assert held_out and all(name.startswith("ho-") for name in held_out)
+    # The alerts name held-out entities only: calibration clients were fit on, never scored.
+    calibration_ips = {e["ip"] for e in lines if e.get("event") == "traffic.client" and e["population"] == "calibration"}
+    assert not any(a["entity"] in calibration_ips or a["entity"].startswith("cal-") for a in alerts)
+    assert set(metrics["fit"]) == {"fm-siem-gw-001", "fm-siem-gw-002", "fm-siem-gw-003", "fm-siem-gw-004", "fm-siem-ml-001"}

@@ -143,3 +143,8 @@ def evaluate(rules: list[Rule], events: list[dict[str, Any]]) -> list[Alert]:
                 fired.add(entity)  # one alert per entity per run: the analyst needs one ticket, not fifty
                 alerts.append(Alert(rule.id, entity, e["@timestamp"], len(times)))
     return alerts
+
+
+def alert_events(alerts: list[Alert]) -> list[dict[str, Any]]:
+    """One `siem.alert` log event per alert, all of them: responders count and grep these lines."""
+    return [{"rule": a.rule, "entity": a.entity, "first_seen": a.first_seen, "count": a.count} for a in alerts]

@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent / "inference-gateway-hardening"))  # the gateway under watch
 
 import numpy as np
-from detect import Alert, Rule, evaluate, field, load_rules, peak_counts, with_threshold
+from detect import Alert, Rule, alert_events, evaluate, field, load_rules, peak_counts, with_threshold
 from drift import SHIFTS, score, windows
 from forward import CountingSyslogHandler, ship, syslog_handler
 from receiver import Inbox, SyslogReceiver
@@ -229,8 +229,8 @@ def main() -> None:
                                 fit_scores[0]["features_tested"])
         # Alerts on the held-out population only: the thresholds never saw these clients or windows.
         alerts = evaluate(fitted, heldout_events)
-        for a in alerts:  # every alert, one line each: the incident-response playbook reads them all
-            run.log("siem.alert", rule=a.rule, entity=a.entity, first_seen=a.first_seen, count=a.count)
+        for event in alert_events(alerts):  # every alert, one line each: the incident-response playbook reads them all
+            run.log("siem.alert", **event)
         run.metric("alerts.total", len(alerts))
         for rule in fitted:
             run.metric(f"rules.{rule.id}.alerts", sum(a.rule == rule.id for a in alerts))
