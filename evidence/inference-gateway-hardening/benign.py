@@ -33,17 +33,23 @@ def population(rng: random.Random, count: int, median_requests: int) -> list[Ben
     return out
 
 
-async def _session(client: BenignClient, url: str, pool: np.ndarray, seed: int) -> list[int]:
+async def _session(client: BenignClient, url: str, pool: np.ndarray, seed: int) -> list[str]:
     rng = random.Random(f"{seed}-{client.name}")
-    statuses: list[int] = []
+    statuses: list[str] = []  # "200", "refused-rate", "refused-budget", other codes, "error"
     headers = {"content-type": "application/json", "x-api-key": client.key}
 
     async def one(http: httpx.AsyncClient) -> None:
         rows = [pool[rng.randrange(len(pool))].tolist() for _ in range(rng.randint(1, 8))]
         try:
-            statuses.append((await http.post("/v1/predict", content=json.dumps({"instances": rows}), headers=headers)).status_code)
+            reply = await http.post("/v1/predict", content=json.dumps({"instances": rows}), headers=headers)
         except httpx.TransportError:
-            statuses.append(0)
+            statuses.append("error")
+            return
+        if reply.status_code == 429:  # which limit refused it: the rate limit or the row budget
+            budget = "budget" in str(reply.json().get("detail", ""))
+            statuses.append("refused-budget" if budget else "refused-rate")
+        else:
+            statuses.append(str(reply.status_code))
 
     async with httpx.AsyncClient(base_url=url, timeout=10.0, trust_env=False) as http:
         sent = 0
@@ -59,6 +65,6 @@ async def _session(client: BenignClient, url: str, pool: np.ndarray, seed: int) 
     return statuses
 
 
-async def drive(clients: list[BenignClient], url: str, pool: np.ndarray, seed: int) -> dict[str, list[int]]:
+async def drive(clients: list[BenignClient], url: str, pool: np.ndarray, seed: int) -> dict[str, list[str]]:
     results = await asyncio.gather(*(_session(c, url, pool, seed) for c in clients))
     return {c.name: r for c, r in zip(clients, results)}

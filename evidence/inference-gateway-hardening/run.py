@@ -123,19 +123,24 @@ def main() -> None:
     run.finish()
 
 
-def benign_traffic(run: kit.Run, statuses: dict[str, list[int]], standard: dict[str, int]) -> None:
-    """What the limits cost ordinary users: refusals among their requests, and users who saw any."""
+def benign_traffic(run: kit.Run, statuses: dict[str, list[str]], standard: dict[str, int]) -> None:
+    """What the limits cost ordinary users: refusals by the rate limit and by the budget, and users who saw any."""
     every = [s for v in statuses.values() for s in v]
-    refused = sum(s == 429 for s in every)
+    rate = sum(s == "refused-rate" for s in every)
+    budget = sum(s == "refused-budget" for s in every)
     run.metric("benign.clients", len(statuses))
     run.metric("benign.requests", len(every))
-    run.metric("benign.refusal_rate", refused / len(every))
-    run.metric("benign.clients_refused_rate", sum(any(s == 429 for s in v) for v in statuses.values()) / len(statuses))
-    run.metric("benign.success_rate", sum(s == 200 for s in every) / len(every))
+    run.metric("benign.refusal_rate", (rate + budget) / len(every))
+    run.metric("benign.rate_limited_rate", rate / len(every))
+    run.metric("benign.budget_refused_rate", budget / len(every))
+    run.metric("benign.clients_refused_rate", sum(any(s.startswith("refused") for s in v) for v in statuses.values()) / len(statuses))
+    run.metric("benign.clients_over_budget", sum("refused-budget" in v for v in statuses.values()))
+    run.metric("benign.success_rate", sum(s == "200" for s in every) / len(every))
     for key, value in standard.items():
         run.metric(f"settings.standard.{key}", value)
-    run.log("benign.traffic", clients=len(statuses), requests=len(every), refused=refused,
-            by_client={name: {"requests": len(v), "refused": sum(s == 429 for s in v)} for name, v in statuses.items()})
+    run.log("benign.traffic", clients=len(statuses), requests=len(every), rate_limited=rate, over_budget=budget,
+            by_client={name: {"requests": len(v), "rate_limited": v.count("refused-rate"), "over_budget": v.count("refused-budget")}
+                       for name, v in statuses.items()})
 
 
 def expected_requests(r: dict[str, Any]) -> int:
