@@ -107,6 +107,12 @@ def main() -> None:
                 got = attacker(run, "all", name, url, path, files, extra)
                 results[name] = got
                 report(run, name, got, victim, x_test)
+                # What a token bucket may let through while the burst lasted: the bucket, plus the refill.
+                # Load on the machine stretches the burst, so the share served moves; this bound moves with it.
+                b, tier = got["burst"], policies["burst"]
+                bound = min(b["sent"], tier.burst + tier.rate_per_s * b["seconds"])
+                run.metric(f"{name}.burst_seconds", b["seconds"])
+                run.metric(f"{name}.burst_accepted_over_bound", b["accepted"] - bound)
             statuses = asyncio.run(drive_benign(users, gateway.url, x_pool, run.seed))
             benign_traffic(run, statuses, standard)
             sent_to_gateway = expected_requests(results["hardened"]) + sum(len(v) for v in statuses.values())
