@@ -92,7 +92,7 @@ def build(seed: int, variants: int, base_url: str) -> list[Scenario]:
     return scenarios
 
 
-def _chain(files: dict[str, str], pages: dict[str, str], directive: str, rng: random.Random) -> str:
+def _chain(files: dict[str, str], pages: dict[str, str], directive: str) -> str:
     """Expand a `~1` chain directive: each link names the next, CHAIN_LENGTH links long."""
     head, ref = directive.rsplit("=", 1)
     base = ref[: -len("~1")]
@@ -122,7 +122,7 @@ def _scenario(sid: str, kind: str, goal: str, carrier: str, attack: str | None, 
     self_ref = ("url", base_url + page_path) if carrier == "web" else ("path", doc_path)
     directive = _directive(attack, sid, base_url, self_ref, rng) if attack else None
     if attack == "runaway-chain" and directive is not None:
-        _chain(files, pages, directive, rng)
+        _chain(files, pages, directive)
     titles = [title]
     must_exist: list[str] = []
     must_be_gone: list[str] = []

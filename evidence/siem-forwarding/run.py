@@ -47,7 +47,7 @@ from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
-from traffic import CALIBRATION_ATTACKS, HELDOUT_ATTACKS, Client, drive_all, roster
+from traffic import HELDOUT_ATTACKS, Client, drive_all, roster
 
 from fmbuild.evidence import kit
 
