@@ -32,7 +32,6 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np
 
 from fmbuild.evidence import kit
-import corpora
 from gateway import BASE64_MIN_RUN, CANARY_PREFIX, CanaryGuard, InputGuard
 
 
@@ -54,6 +53,8 @@ def load_jailbreaks(data: Path) -> tuple[list[str], list[str]]:
 
 
 def main() -> None:
+    import corpora  # here, not at the top: llm-jailbreak-e2e loads this file for load_jailbreaks alone
+
     run = kit.start(__file__)
     import torch
 
@@ -233,6 +234,7 @@ def embed(texts: list[str], device: str) -> np.ndarray:
 
 
 def plot(run: kit.Run, fam, rule_hits, clf_hits, proba, labels, heldout) -> None:
+    import corpora
     import matplotlib
 
     matplotlib.use("Agg")
