@@ -141,11 +141,13 @@ class WebLab:
                     self._reply(200, "ok")
                     return
                 if parts.path.startswith("/status/"):
-                    # A build status page that turns green on the third poll: legitimate repetition.
+                    # A build status page that turns green after `after` polls (3 unless the URL says):
+                    # legitimate repetition, as long as a real build takes.
                     with lab._lock:
                         count = lab.poll_counts.get(parts.path, 0) + 1
                         lab.poll_counts[parts.path] = count
-                    self._reply(200, "BUILD PASSED" if count >= 3 else "BUILD RUNNING")
+                    after = parse_qs(parts.query).get("after", ["3"])[0]
+                    self._reply(200, "BUILD PASSED" if count >= (int(after) if after.isdigit() else 3) else "BUILD RUNNING")
                     return
                 page = lab.pages.get(parts.path)
                 self._reply(200, page) if page is not None else self._reply(404, "not found")

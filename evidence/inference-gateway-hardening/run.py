@@ -8,6 +8,7 @@ run on 127.0.0.1 (ephemeral ports) in this process; `attacker.py` runs as a sepa
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import subprocess
@@ -18,6 +19,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
+from benign import population
+from benign import drive as drive_benign
 from servers import (
     ClientPolicy,
     GatewaySettings,
@@ -80,12 +83,17 @@ def main() -> None:
         "crawler": ClientPolicy("trial-user", rate_per_s=20, burst=10, row_budget=run.pick(full=40, smoke=24)),
         "bench": ClientPolicy("benchmark", rate_per_s=10_000, burst=10_000, row_budget=10_000_000),
     }
+    # The standard tier every ordinary client gets; benign users below live under it.
+    standard = {"rate_per_s": 20, "burst": 10, "row_budget": 1_000}
+    users = population(rng, run.pick(full=10, smoke=3), median_requests=run.pick(full=80, smoke=25))
+    policies.update({u.name: ClientPolicy(u.name, **standard) for u in users})
+    keys_by_role = {**keys, **{u.name: u.key for u in users}}
     files = {"keys": run.artifact("attacker/keys.json"), "pool": run.artifact("attacker/pool.npy")}
     files["keys"].write_text(json.dumps(keys))
     np.save(files["pool"], x_pool[: run.pick(full=600, smoke=200)])
     access_log = run.artifact("gateway-access.jsonl")
     access_log.write_text("")  # a fresh log per run: the coverage metric counts its lines
-    settings = GatewaySettings(upstream="", clients={key_digest(keys[r]): p for r, p in policies.items()}, access_log=access_log)
+    settings = GatewaySettings(upstream="", clients={key_digest(keys_by_role[r]): p for r, p in policies.items()}, access_log=access_log)
     extra = ["--burst", str(run.pick(full=200, smoke=60)), "--oversized-rows", str(run.pick(full=10_000, smoke=2_000)),
              "--slow-cap-s", str(run.pick(full=4.0, smoke=2.0)), "--bench-requests", str(run.pick(full=300, smoke=40))]
 
@@ -99,7 +107,15 @@ def main() -> None:
                 got = attacker(run, "all", name, url, path, files, extra)
                 results[name] = got
                 report(run, name, got, victim, x_test)
-            sent_to_gateway = expected_requests(results["hardened"])
+                # What a token bucket may let through while the burst lasted: the bucket, plus the refill.
+                # Load on the machine stretches the burst, so the share served moves; this bound moves with it.
+                b, tier = got["burst"], policies["burst"]
+                bound = min(b["sent"], tier.burst + tier.rate_per_s * b["seconds"])
+                run.metric(f"{name}.burst_seconds", b["seconds"])
+                run.metric(f"{name}.burst_accepted_over_bound", b["accepted"] - bound)
+            statuses = asyncio.run(drive_benign(users, gateway.url, x_pool, run.seed))
+            benign_traffic(run, statuses, standard)
+            sent_to_gateway = expected_requests(results["hardened"]) + sum(len(v) for v in statuses.values())
     for scratch in files.values():  # the lab's API keys and query pool are inputs, not results
         scratch.unlink()
     logged = sum(1 for _ in access_log.open(encoding="utf-8"))
@@ -111,6 +127,26 @@ def main() -> None:
         run.metric(f"{name}.throughput_ratio", run.metrics[name]["throughput_rps"] / run.metrics["exposed"]["throughput_rps"])
     figure(run)
     run.finish()
+
+
+def benign_traffic(run: kit.Run, statuses: dict[str, list[str]], standard: dict[str, int]) -> None:
+    """What the limits cost ordinary users: refusals by the rate limit and by the budget, and users who saw any."""
+    every = [s for v in statuses.values() for s in v]
+    rate = sum(s == "refused-rate" for s in every)
+    budget = sum(s == "refused-budget" for s in every)
+    run.metric("benign.clients", len(statuses))
+    run.metric("benign.requests", len(every))
+    run.metric("benign.refusal_rate", (rate + budget) / len(every))
+    run.metric("benign.rate_limited_rate", rate / len(every))
+    run.metric("benign.budget_refused_rate", budget / len(every))
+    run.metric("benign.clients_refused_rate", sum(any(s.startswith("refused") for s in v) for v in statuses.values()) / len(statuses))
+    run.metric("benign.clients_over_budget", sum("refused-budget" in v for v in statuses.values()))
+    run.metric("benign.success_rate", sum(s == "200" for s in every) / len(every))
+    for key, value in standard.items():
+        run.metric(f"settings.standard.{key}", value)
+    run.log("benign.traffic", clients=len(statuses), requests=len(every), rate_limited=rate, over_budget=budget,
+            by_client={name: {"requests": len(v), "rate_limited": v.count("refused-rate"), "over_budget": v.count("refused-budget")}
+                       for name, v in statuses.items()})
 
 
 def expected_requests(r: dict[str, Any]) -> int:

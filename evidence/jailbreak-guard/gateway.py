@@ -73,11 +73,15 @@ class InputGuard:
         return Verdict(allowed=not reasons, guard="input", reasons=reasons, score=score)
 
 
+CANARY_PREFIX = "CANARY-"
+BASE64_MIN_RUN = 16  # shorter base64 runs cannot hold an encoded canary
+
+
 class CanaryGuard:
     """Blocks any response that carries the canary, plain or in a common disguise."""
 
     def __init__(self, canary: str | None = None) -> None:
-        self.canary = canary or f"CANARY-{secrets.token_hex(6).upper()}"
+        self.canary = canary or f"{CANARY_PREFIX}{secrets.token_hex(6).upper()}"
         core = self.canary
         self._needles = {
             "verbatim": _squash(core),
@@ -85,6 +89,11 @@ class CanaryGuard:
             "base64": _squash(base64.b64encode(core.encode()).decode()),
             "hex": _squash(core.encode().hex()),
         }
+
+    @property
+    def encodings(self) -> set[str]:
+        """The forms checked: the squashed needles, and base64 runs decoded."""
+        return set(self._needles) | {"base64-decoded"}
 
     def check(self, response: str) -> Verdict:
         squashed = _squash(response)
@@ -102,7 +111,7 @@ def _squash(text: str) -> str:
 
 def _decoded_base64_runs(text: str) -> str:
     out = []
-    for run in re.findall(r"[A-Za-z0-9+/=]{16,}", text):
+    for run in re.findall(rf"[A-Za-z0-9+/=]{{{BASE64_MIN_RUN},}}", text):
         try:
             out.append(base64.b64decode(run + "=" * (-len(run) % 4)).decode("utf-8", "ignore"))
         except (ValueError, UnicodeError):

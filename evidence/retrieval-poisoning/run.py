@@ -4,8 +4,9 @@ One crafted passage per campaign (the attacker's guessed questions followed by a
 ingested next to the Python language reference. We measure how often it takes a place in the
 top-k for questions users really ask (worded differently from the attacker's guesses), what the
 answer context becomes, and what each control does to the poison and to benign recall@k:
-provenance allow-listing, embedding-space outlier detection at ingestion, trust weighting at
-retrieval time.
+provenance allow-listing (trusting the document's own metadata, which the poison forges, against
+provenance stamped and HMAC-signed by the ingesting connector), embedding-space outlier detection
+at ingestion, trust weighting at retrieval time.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 
 from fmbuild.evidence import kit
+from ingest import Connector, admit_by_document_metadata, admit_by_signed_provenance, relabel
 from queries import BENIGN, CAMPAIGNS
 from rag import Index, Passage, embed, load_encoder, pydoc_passages
 
@@ -140,15 +142,37 @@ def main() -> None:
     show_context(run, "context.before", clean, victims, victim_vecs)
     show_context(run, "context.after", poisoned, victims, victim_vecs)
 
-    # Control 1: provenance allow-list at ingestion.
+    # Control 1: provenance allow-list at ingestion. Every poison forges front matter claiming the
+    # trusted source; one more is relabelled in the document store after signing.
+    import secrets
+
+    key = secrets.token_bytes(32)  # the ingestion service's key: fresh per run, never logged
+    connectors = {name: Connector(name, key) for name in (TRUSTED, COMMUNITY, UPLOAD)}
     candidates = corpus + primary_poisons
-    kept = [i for i, p in enumerate(candidates) if p.source in ALLOWLIST]
     all_vecs = np.vstack([corpus_vecs, poison_vecs[primary]])
-    for p in primary_poisons:
-        run.log("ingest.rejected", control="allowlist", passage=p.pid, source=p.source, reason="source not on allow-list")
-    allow = evaluate("allowlist", build([candidates[i] for i in kept], all_vecs[kept]))
+    forged = f"---\nsource: {TRUSTED}\ntitle: Python reference addendum\n---\n"
+    records = [connectors[p.source].ingest(p.pid, (forged if p.source == UPLOAD else "") + p.text) for p in candidates]
+    poison_ids = {p.pid for p in primary_poisons}
+    tampered = [relabel(r, TRUSTED) for r in records if r.pid in poison_ids]
+    run.metric("allowlist.forged_poisons", len(poison_ids))
+    for name, admit in (("allowlist_document_metadata", lambda r: admit_by_document_metadata(r, ALLOWLIST)),
+                        ("allowlist", lambda r: admit_by_signed_provenance(r, ALLOWLIST, key))):
+        kept = [i for i, r in enumerate(records) if admit(r)]
+        admitted = sum(records[i].pid in poison_ids for i in kept)
+        for r in records:
+            if r.pid in poison_ids and not admit(r):
+                run.log("ingest.rejected", control=name, passage=r.pid, connector=r.connector,
+                        claimed_source=r.document_meta.get("source"), reason="provenance not on allow-list")
+        run.metric(f"{name}.forged_admitted_rate", round(admitted / len(poison_ids), 4))
+        run.metric(f"{name}.tampered_admitted_rate", round(sum(admit(r) for r in tampered) / len(tampered), 4))
+        result = evaluate(name, build([candidates[i] for i in kept], all_vecs[kept]))
+        run.metric(f"{name}.recall_cost", round(base["benign_recall_at_k"] - result["benign_recall_at_k"], 4))
+        if name == "allowlist":
+            allow = result
+    for r in tampered:
+        run.log("ingest.rejected", control="allowlist", passage=r.pid, connector=r.connector, stored_provenance=r.provenance,
+                reason="provenance signature does not verify")
     run.metric("allowlist.rejected_benign_passages", sum(1 for p in corpus if p.source not in ALLOWLIST))
-    run.metric("allowlist.recall_cost", round(base["benign_recall_at_k"] - allow["benign_recall_at_k"], 4))
 
     # Control 2: embedding-space outlier detection at ingestion, calibrated on the corpus itself:
     # quarantine a passage less like its nearest neighbours than 99% of the corpus is.

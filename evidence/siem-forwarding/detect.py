@@ -10,7 +10,7 @@ so a rule never silently matches nothing.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -98,6 +98,31 @@ def _epoch(event: dict[str, Any]) -> float:
     return datetime.fromisoformat(str(event["@timestamp"]).replace("Z", "+00:00")).timestamp()
 
 
+def peak_counts(rule: Rule, events: list[dict[str, Any]]) -> dict[str, int]:
+    """For a count rule: the most matching events each entity had inside one `timeframe` window."""
+    assert rule.group_by is not None
+    windows: dict[str, list[float]] = {}
+    peaks: dict[str, int] = {}
+    for e in sorted((e for e in events if _matches(e, rule.selection)), key=_epoch):
+        entity = str(field(e, rule.group_by))
+        times = windows.setdefault(entity, [])
+        times.append(_epoch(e))
+        while times and times[-1] - times[0] > rule.timeframe_s:
+            times.pop(0)
+        peaks[entity] = max(peaks.get(entity, 0), len(times))
+    return peaks
+
+
+def with_threshold(rule: Rule, threshold: float) -> Rule:
+    """The same rule with a new threshold: the count for an aggregation, the `|gte` bound otherwise."""
+    if rule.group_by is not None:
+        return replace(rule, threshold=int(threshold))
+    bounds = [k for k in rule.selection if k.endswith("|gte")]
+    if len(bounds) != 1:
+        raise RuleError(f"{rule.id}: no single |gte bound to set")
+    return replace(rule, selection={**rule.selection, bounds[0]: threshold})
+
+
 def evaluate(rules: list[Rule], events: list[dict[str, Any]]) -> list[Alert]:
     ordered = sorted(events, key=_epoch)
     alerts: list[Alert] = []
@@ -118,3 +143,8 @@ def evaluate(rules: list[Rule], events: list[dict[str, Any]]) -> list[Alert]:
                 fired.add(entity)  # one alert per entity per run: the analyst needs one ticket, not fifty
                 alerts.append(Alert(rule.id, entity, e["@timestamp"], len(times)))
     return alerts
+
+
+def alert_events(alerts: list[Alert]) -> list[dict[str, Any]]:
+    """One `siem.alert` log event per alert, all of them: responders count and grep these lines."""
+    return [{"rule": a.rule, "entity": a.entity, "first_seen": a.first_seen, "count": a.count} for a in alerts]
