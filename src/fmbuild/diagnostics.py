@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Iterable
 
+from fmbuild.terminal import printable
+
 
 class Severity(StrEnum):
     ERROR = "error"
@@ -59,14 +61,15 @@ class Diagnostic:
     message: str
 
     def text(self) -> str:
-        return f"{self.path}:{self.line}:{self.column}: {self.severity}[{self.code}] {self.message}"
+        # Paths and messages quote notes (link text, titles): shown, never obeyed by a terminal.
+        return f"{printable(self.path)}:{self.line}:{self.column}: {self.severity}[{self.code}] {printable(self.message)}"
 
     def github(self) -> str:
         # Workflow commands: properties and message have their own escaping rules.
         level = {"error": "error", "warning": "warning"}.get(self.severity, "notice")
         props = f"file={_gh_prop(self.path)},line={max(self.line, 1)},col={max(self.column, 1)}"
         props += f",title={_gh_prop(self.code)}"
-        return f"::{level} {props}::{_gh_data(self.message)}"
+        return f"::{level} {props}::{_gh_data(printable(self.message))}"
 
     def as_dict(self) -> dict[str, object]:
         data = asdict(self)
@@ -110,4 +113,4 @@ def _gh_data(value: str) -> str:
 
 
 def _gh_prop(value: str) -> str:
-    return _gh_data(value).replace(":", "%3A").replace(",", "%2C")
+    return _gh_data(printable(value)).replace(":", "%3A").replace(",", "%2C")
