@@ -240,3 +240,9 @@ def test_a_metric_in_prose_is_text(hostile_site: tuple[Path, list[str]]) -> None
     parser.feed(span.group(1))
     parser.close()
     assert "".join(text) == HOSTILE_METRIC  # shown exactly as the run wrote it
+
+
+def test_the_doctype_stays_so_the_page_is_not_in_quirks_mode() -> None:
+    cleaned, _ = clean_html("\n\n<!doctype html>\n<html><head></head><body><p>x</p></body></html>", PAGE)
+    assert cleaned.startswith("<!doctype html>")
+    assert clean_html("<p>x</p><!doctype html>", PAGE)[0] == "<p>x</p>"

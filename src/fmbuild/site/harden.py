@@ -224,8 +224,9 @@ class _Rebuild(HTMLParser):
     # --- tokens -------------------------------------------------------------------------------
 
     def handle_decl(self, decl: str) -> None:
-        if decl.lower().startswith("doctype") and not self.out:
-            self.out.append("<!doctype html>")
+        # Only the one doctype, before any markup (else the page would fall into quirks mode).
+        if decl.lower().startswith("doctype") and not "".join(self.out).strip():
+            self.out[:] = ["<!doctype html>\n"]
 
     def handle_comment(self, data: str) -> None:
         pass  # comments carry nothing a reader needs (and conditional comments are markup)
