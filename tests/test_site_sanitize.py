@@ -246,3 +246,15 @@ def test_the_doctype_stays_so_the_page_is_not_in_quirks_mode() -> None:
     cleaned, _ = clean_html("\n\n<!doctype html>\n<html><head></head><body><p>x</p></body></html>", PAGE)
     assert cleaned.startswith("<!doctype html>")
     assert clean_html("<p>x</p><!doctype html>", PAGE)[0] == "<p>x</p>"
+
+
+def test_reused_lines_give_exactly_what_a_fresh_parse_gives(hostile_site: tuple[Path, list[str]]) -> None:
+    from fmbuild.site import harden
+
+    site, _ = hostile_site
+    source = (HOSTILE_NOTE + "\n<p>tail <img src=x\nonerror=alert(1)> <script>\nalert(2)\n</script>\n")
+    for text in [source, source] + [p.read_text(encoding="utf-8") for p in sorted(site.rglob("*.html"))[:6]]:
+        fresh = harden._Rebuild(CONTENT, None)
+        fresh.feed(text)
+        fresh.close()
+        assert clean_html(text, CONTENT) == (fresh.result(), fresh.removed)

@@ -398,6 +398,10 @@ class _Rebuild(HTMLParser):
             return
         self.out.append(f"<script>{text}</script>")
 
+    def at_rest(self) -> bool:
+        """Nothing buffered and nothing open that changes how the next text is read."""
+        return not self.rawdata and not self.skip and self.raw is None and self.cdata_elem is None
+
     def result(self) -> str:
         if self.raw is not None:  # an unterminated script: dropped
             self.removed.append(f"unterminated <{self.raw[0]}>")
@@ -419,10 +423,44 @@ def _css_block_safe(css: str) -> bool:
     return not any(bad in lowered for bad in ("url(", "@import", "expression(", "\\", "</", "<!--", "image-set(", "-moz-binding", "behavior"))
 
 
+# Lines already rebuilt, by policy: Material repeats the navigation on every page, line for line,
+# so most of a page is a line seen before. A line is reused only when the parser is at rest on
+# both sides of it (no tag half read, no element being dropped, no script open): its output then
+# depends on its own text alone.
+_LINES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {}
+_LINES_MAX = 100_000
+# Pieces of a page: cut before each list item or list end, where a theme's navigation repeats
+# itself. Where the cut falls changes only speed: a piece is reused only between two points
+# where the parser is at rest.
+_PIECE = re.compile(r"\n(?=[ \t]*<(?:li|/ul|/li|nav|/nav)\b)")  # the newline itself goes between pieces
+
+
 def clean_html(text: str, policy: Policy = PAGE) -> tuple[str, list[str]]:
     """`text` rebuilt from what `policy` allows; also what was removed (for the build log)."""
     parser = _Rebuild(policy, None)
-    parser.feed(text)
+    out, removed = parser.out, parser.removed
+    seen = _LINES.setdefault(policy.name, {})
+    at_rest = True
+    for index, piece in enumerate(_PIECE.split(text)):
+        if index:  # the newline the split took out: plain text at rest, else the parser's
+            if at_rest:
+                out.append("\n")
+            else:
+                parser.feed("\n")
+                at_rest = parser.at_rest()
+        if at_rest and (known := seen.get(piece)) is not None:
+            out.append(known[0])
+            if known[1]:
+                removed.extend(known[1])
+            continue
+        mark, removed_mark = len(out), len(removed)
+        parser.feed(piece)
+        now_at_rest = parser.at_rest()
+        if at_rest and now_at_rest and "<!" not in piece:  # a doctype is kept only at the top
+            if len(seen) >= _LINES_MAX:
+                seen.clear()
+            seen[piece] = ("".join(out[mark:]), tuple(removed[removed_mark:]))
+        at_rest = now_at_rest
     parser.close()
     return parser.result(), parser.removed
 
