@@ -65,7 +65,7 @@ def command(strict: bool, output: Path | None, vault_dir: Path | None, fresh: bo
     say(
         f"built {report.pages} pages into {report.output} in {t.get('total', 0):.1f} s "
         f"(check {t.get('check', 0):.1f} s, graph {t.get('graph', 0):.1f} s, "
-        f"convert {t.get('convert', 0):.1f} s, mkdocs {t.get('mkdocs', 0):.1f} s)"
+        f"convert {t.get('convert', 0):.1f} s, mkdocs {t.get('mkdocs', 0):.1f} s, sanitize {t.get('sanitize', 0):.1f} s)"
     )
     if report.mkdocs_warnings and strict:
         raise click.exceptions.Exit(EXIT_FINDINGS)
