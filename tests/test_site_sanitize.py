@@ -258,3 +258,13 @@ def test_reused_lines_give_exactly_what_a_fresh_parse_gives(hostile_site: tuple[
         fresh.feed(text)
         fresh.close()
         assert clean_html(text, CONTENT) == (fresh.result(), fresh.removed)
+
+
+@pytest.mark.parametrize("body", ["".join("  " * i + "- x\n" for i in range(600)), "*" * 5000 + "x" + "*" * 5000 + "\n"])
+def test_markdown_nested_too_deep_is_a_build_error_naming_the_note(tmp_path: Path, body: str) -> None:
+    from fmbuild.site.build import BuildError
+
+    root = copy_fixture(tmp_path / "project")
+    (root / "vault" / "sources" / "deep.md").write_text("---\ntitle: Deep\n---\n\n" + body, encoding="utf-8")
+    with pytest.raises(BuildError, match=r"^sources/deep\.md: nests too deeply for Markdown to render"):
+        build(root, fail_on_check=False)

@@ -238,6 +238,7 @@ def run_mkdocs(config_path: Path, *, strict: bool) -> list[str]:
     logger.addHandler(collect)
     previous = logger.propagate
     logger.propagate = False  # MkDocs' messages come back in the report, not on stderr twice
+    harden.RENDERING.clear()
     try:
         cfg = load_config(config_file=str(config_path), strict=strict)
         build(cfg)  # MkDocs empties the folder but keeps dot-files: the marker stays
@@ -246,6 +247,10 @@ def run_mkdocs(config_path: Path, *, strict: bool) -> list[str]:
         raise BuildError(f"MkDocs: {exc} {detail}".strip()) from None
     except MkDocsException as exc:
         raise BuildError(f"MkDocs: {exc}") from None
+    except RecursionError:  # Python-Markdown recurses per nesting level (lists, emphasis runs)
+        page = harden.RENDERING[0] if harden.RENDERING else "a page"
+        raise BuildError(f"{page}: nests too deeply for Markdown to render (hundreds of nested list levels "
+                         "or emphasis markers); flatten it, or show it as code") from None
     finally:
         logger.removeHandler(collect)
         logger.propagate = previous

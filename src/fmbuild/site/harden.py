@@ -466,6 +466,7 @@ def clean_html(text: str, policy: Policy = PAGE) -> tuple[str, list[str]]:
 
 
 CONTENT_REMOVED: list[str] = []  # filled by the MkDocs hook (`mkdocs_hooks.py`), read by the build
+RENDERING: list[str] = []  # the page MkDocs renders now (set by the hook)
 
 
 @dataclass

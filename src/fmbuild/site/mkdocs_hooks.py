@@ -13,6 +13,12 @@ from typing import Any
 from fmbuild.site import harden, urls
 
 
+def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:
+    # Which page MkDocs is rendering, so that a failure inside Python-Markdown can be named.
+    harden.RENDERING[:] = [getattr(getattr(page, "file", None), "src_uri", "?")]
+    return markdown
+
+
 def on_page_content(html: str, page: Any, **_: Any) -> str:
     where = getattr(getattr(page, "file", None), "src_uri", "?")
     # A generated page (graph, coverage, ...) sits on a path no note may take (the build
