@@ -205,14 +205,8 @@ EDITION = Policy("edition", _PAGE_TAGS, _PAGE_INPUT_TYPES, scripts=False, theme_
                  allow_data_images=True, head_style=True)
 
 
-@dataclass
-class _Open:
-    tag: str
-    emitted: bool
-
-
 class _Rebuild(HTMLParser):
-    def __init__(self, policy: Policy, depth_in_site: int | None) -> None:
+    def __init__(self, policy: Policy) -> None:
         super().__init__(convert_charrefs=True)
         self.policy = policy
         self.out: list[str] = []
@@ -412,7 +406,7 @@ class _Rebuild(HTMLParser):
 def _theme_script_path(src: str) -> bool:
     """A script file of the theme or of fmbuild: `assets/javascripts/…` or `assets/fmbuild/…`,
     relative to the page (any number of `../`), never another host, never an attachment."""
-    if not url_allowed(src, loads=True) or "?" in src and not src.split("?", 1)[0].endswith(".js"):
+    if not url_allowed(src, loads=True):
         return False
     path = re.sub(r"^(?:\./|\.\./)+|^/", "", src.split("?", 1)[0].split("#", 1)[0])
     return path.endswith(".js") and ".." not in path.split("/") and path.startswith(_SCRIPT_DIRS)
@@ -437,7 +431,7 @@ _PIECE = re.compile(r"\n(?=[ \t]*<(?:li|/ul|/li|nav|/nav)\b)")  # the newline it
 
 def clean_html(text: str, policy: Policy = PAGE) -> tuple[str, list[str]]:
     """`text` rebuilt from what `policy` allows; also what was removed (for the build log)."""
-    parser = _Rebuild(policy, None)
+    parser = _Rebuild(policy)
     out, removed = parser.out, parser.removed
     seen = _LINES.setdefault(policy.name, {})
     at_rest = True
