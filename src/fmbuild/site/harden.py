@@ -423,10 +423,10 @@ def _css_block_safe(css: str) -> bool:
 # depends on its own text alone.
 _LINES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {}
 _LINES_MAX = 100_000
-# Pieces of a page: cut before each list item or list end, where a theme's navigation repeats
-# itself. Where the cut falls changes only speed: a piece is reused only between two points
-# where the parser is at rest.
-_PIECE = re.compile(r"\n(?=[ \t]*<(?:li|/ul|/li|nav|/nav)\b)")  # the newline itself goes between pieces
+# Pieces of a page: cut at each line that starts with a tag (the theme writes one a line, and
+# its navigation repeats on every page). Where the cut falls changes only speed: a piece is
+# reused only between two points where the parser is at rest.
+_PIECE = re.compile(r"\n(?=[ \t]*<)")  # the newline itself goes between pieces
 
 
 def clean_html(text: str, policy: Policy = PAGE) -> tuple[str, list[str]]:
