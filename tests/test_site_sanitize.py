@@ -254,10 +254,10 @@ def test_reused_lines_give_exactly_what_a_fresh_parse_gives(hostile_site: tuple[
     site, _ = hostile_site
     source = (HOSTILE_NOTE + "\n<p>tail <img src=x\nonerror=alert(1)> <script>\nalert(2)\n</script>\n")
     for text in [source, source] + [p.read_text(encoding="utf-8") for p in sorted(site.rglob("*.html"))[:6]]:
-        fresh = harden._Rebuild(CONTENT)
+        fresh = harden._Rebuild(PAGE)
         fresh.feed(text)
         fresh.close()
-        assert clean_html(text, CONTENT) == (fresh.result(), fresh.removed)
+        assert clean_html(text, PAGE) == (fresh.result(), fresh.removed)
 
 
 @pytest.mark.parametrize("body", ["".join("  " * i + "- x\n" for i in range(600)), "*" * 5000 + "x" + "*" * 5000 + "\n"])

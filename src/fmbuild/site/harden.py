@@ -195,14 +195,15 @@ class Policy:
     theme_hooks: bool  # data-md-* and aria-* attributes (Material's components)
     allow_data_images: bool = False
     head_style: bool = False  # an Edition's own <style> block and its CSP meta
+    reuse_pieces: bool = False  # whole pages, whose frame repeats: see `clean_html`
 
 
 CONTENT = Policy("content", _CONTENT_TAGS, _CONTENT_INPUT_TYPES, scripts=False, theme_hooks=False)
 GENERATED = Policy("generated", _GENERATED_TAGS, frozenset({"checkbox", "search", "text"}), scripts=True,
                    theme_hooks=False)
-PAGE = Policy("page", _PAGE_TAGS, _PAGE_INPUT_TYPES, scripts=True, theme_hooks=True)
+PAGE = Policy("page", _PAGE_TAGS, _PAGE_INPUT_TYPES, scripts=True, theme_hooks=True, reuse_pieces=True)
 EDITION = Policy("edition", _PAGE_TAGS, _PAGE_INPUT_TYPES, scripts=False, theme_hooks=False,
-                 allow_data_images=True, head_style=True)
+                 allow_data_images=True, head_style=True, reuse_pieces=True)
 
 
 class _Rebuild(HTMLParser):
@@ -432,6 +433,10 @@ _PIECE = re.compile(r"\n(?=[ \t]*<)")  # the newline itself goes between pieces
 def clean_html(text: str, policy: Policy = PAGE) -> tuple[str, list[str]]:
     """`text` rebuilt from what `policy` allows; also what was removed (for the build log)."""
     parser = _Rebuild(policy)
+    if not policy.reuse_pieces:  # a note's own content: seen once, nothing to reuse
+        parser.feed(text)
+        parser.close()
+        return parser.result(), parser.removed
     out, removed = parser.out, parser.removed
     seen = _LINES.setdefault(policy.name, {})
     at_rest = True
