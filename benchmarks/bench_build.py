@@ -93,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             runs.append((wall, cpu, t))
             print(f"  run {i + 1}: fmbuild build: wall {wall:.2f} s, CPU {cpu:.2f} s; stages (wall): load {t['load']:.2f}, "
                   f"check {t.get('check', 0):.2f}, graph {t['graph']:.2f}, convert {t['convert']:.2f} "
-                  f"(CPU {t['convert_cpu']:.2f}), mkdocs {t['mkdocs']:.2f} (CPU {t['mkdocs_cpu']:.2f}); "
+                  f"(CPU {t['convert_cpu']:.2f}), mkdocs {t['mkdocs']:.2f} (CPU {t['mkdocs_cpu']:.2f}), "
+                  f"sanitize {t.get('sanitize', 0):.2f} (CPU {t.get('sanitize_cpu', 0):.2f}); "
                   f"MkDocs warnings: {t['warnings']}")
             a_wall, a_cpu, _ = measured([sys.executable, "-m", "mkdocs", "build", "-q", "-f", str(staged_config),
                                          "-d", str(work / "site-mkdocs-alone")])

@@ -154,3 +154,73 @@ def test_file_name_that_is_not_utf8(fmbuild, write_files) -> None:
     code, found = check_json(fmbuild, vault)
     assert code == 1
     assert found == [("bad-\ufffd-name.md", 0, 0, "encoding"), GOOD_FINDING]
+
+
+# --- hostile claims and format specs: check, graph, verify and build all answer -------------------
+
+HOSTILE_CLAIMS = {
+    "clean_accuracy": ">= " + "-" * 1500 + "1",
+    "fgsm.accuracy": "<= " + "(" * 5000 + "1",
+    "fgsm.epsilon": "== " + "9" * 5000,
+}
+
+
+def _hostile_project(tmp_path: Path, claims: dict[str, str], prose: str = "") -> Path:
+    from browser.sitekit import copy_fixture
+
+    root = copy_fixture(tmp_path / "project")
+    note = root / "vault" / "techniques" / "evasion.md"
+    text = note.read_text(encoding="utf-8")
+    head, body = text.split("  claims:\n", 1)
+    rest = body.split("---\n", 1)[1]
+    lines = "".join(f"    {k}: {json.dumps(v)}\n" for k, v in claims.items())
+    note.write_text(head + "  claims:\n" + lines + "---\n" + rest + prose, encoding="utf-8")
+    return root
+
+
+def test_hostile_claims_are_diagnostics_in_every_command(fmbuild, tmp_path: Path) -> None:
+    root = _hostile_project(tmp_path, HOSTILE_CLAIMS)
+    check = fmbuild("check", "--format", "json", "--no-cache", cwd=root)
+    found = {(d["code"], d["message"].split(": ", 1)[0]) for d in json.loads(check.stdout)}
+    assert check.exit_code == 1
+    assert sum(1 for code, _ in found if code == "claim-invalid") == 3, found
+    messages = " ".join(d["message"] for d in json.loads(check.stdout))
+    assert "characters long (at most 500)" in messages
+    for args in (["graph", "--format", "json"], ["build", "--output", str(tmp_path / "out")],
+                 ["verify", "toy-evasion", "--format", "json", "--isolation", "subprocess", "--scale", "smoke"]):
+        result = fmbuild(*args, cwd=root)
+        combined = result.stdout + result.stderr
+        assert "Traceback" not in combined and "RecursionError" not in combined, args
+        assert "Exceeds the limit" not in combined, args  # Python's int-string ValueError
+        assert result.exit_code in (0, 1, 2), (args, combined[-500:])
+
+
+@pytest.mark.parametrize("spec, column, fragment", [
+    (">99999999999", 2, "width 99999999999 is over 40"),
+    (".999999999f", 2, "precision 999999999 is over 12"),
+    (".3q", 3, "unexpected 'q' at character 3"),
+])
+def test_a_bad_format_spec_is_reported_at_its_column_and_never_used(fmbuild, tmp_path: Path, spec: str, column: int,
+                                                                     fragment: str) -> None:
+    prose = f"\nMeasured {{{{evidence:clean_accuracy:{spec}}}}} here.\n"
+    root = _hostile_project(tmp_path, {"clean_accuracy": ">= 0.9"}, prose)
+    check = fmbuild("check", "--format", "json", "--no-cache", cwd=root)
+    bad = [d for d in json.loads(check.stdout) if d["code"] == "metric-format-invalid"]
+    assert len(bad) == 1 and fragment in bad[0]["message"]
+    line = (root / "vault" / "techniques" / "evasion.md").read_text().splitlines().index(prose.strip()) + 1
+    assert (bad[0]["line"], bad[0]["column"]) == (line, len("Measured {{evidence:clean_accuracy:") + column)
+    from browser.sitekit import build
+
+    report = build(root, fail_on_check=False)  # the site shows the value plainly: no 100 GB string
+    page = (report.output / "techniques" / "evasion" / "index.html").read_text(encoding="utf-8")
+    assert ">0.9733</span>" in page
+
+
+def test_a_link_name_many_notes_bear_lists_a_handful(fmbuild, write_files) -> None:
+    files = {f"f{i}/same.md": "# Same\n" for i in range(40)}
+    files["index.md"] = "# Index\n\n[[same]]\n"
+    vault = write_files(files)
+    result = fmbuild("check", "--vault", str(vault), "--format", "json", "--no-cache")
+    message = next(d["message"] for d in json.loads(result.stdout) if d["code"] == "link-ambiguous")
+    assert "matches 40 files" in message and "… and 35 more" in message
+    assert message.count("same.md") <= 6  # five candidates and the suggested path

@@ -122,3 +122,44 @@ def test_embeds_are_transcluded_without_duplicate_ids(manual: str) -> None:
     assert manual.count('<div class="embed">') == 1  # a note embedding itself gets a link, not a loop
     assert '<a class="embed" href="#note-sources-reading">Reading list</a>' in manual
     assert 'Inline <a class="embed" href="#note-playbooks-triage">Triage of a quiet evasion</a> stays a link.' in manual
+
+
+HOSTILE_VALUE = "[click](javascript:alert(1)) ![x](https://evil.example/m.png) <b onmouseover=alert(2)>*b*</b>"
+
+
+def with_hostile_metric(root: Path, spec: str = ":>99999999999") -> None:
+    import json
+
+    for name in ("metrics.json", "record.json"):
+        path = root / "evidence" / "ed-count" / "record" / name
+        data = json.loads(path.read_text(encoding="utf-8"))
+        (data["metrics"] if name == "record.json" else data)["banner"] = HOSTILE_VALUE
+        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    note = next(p for p in (root / "vault").rglob("*.md") if "{{evidence:" in p.read_text(encoding="utf-8"))
+    note.write_text(note.read_text(encoding="utf-8")
+                    + f"\nBanner: {{{{evidence:ed-count/banner}}}}; width {{{{evidence:ed-count/points{spec}}}}}.\n",
+                    encoding="utf-8")
+
+
+def test_a_metric_in_prose_is_text(recorded_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import html as html_mod
+
+    repo = make_repo(recorded_project, tmp_path / "repo", edit=lambda root: with_hostile_metric(root, spec=""))
+    result = fmbuild(monkeypatch, repo, "edition", "cut", "2026.1", "--allow-unverified")
+    assert result.exit_code == 0, result.output
+    manual = (repo / "editions" / "2026.1" / "manual.html").read_text(encoding="utf-8")
+    spans = re.findall(r'<span class="metric"[^>]*>(.*?)</span>', manual, re.S)
+    assert html_mod.escape(HOSTILE_VALUE, quote=True) in spans  # the run's text, exactly, as text
+    page = Collector()
+    page.feed(manual)
+    assert not any("evil.example" in v or v.startswith("javascript:") for _t, _k, v in page.loads)
+    assert not any(h.startswith("javascript:") for h in page.hrefs)
+
+
+def test_cut_refuses_an_unbounded_format_spec_instead_of_allocating(recorded_project: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = make_repo(recorded_project, tmp_path / "repo", edit=with_hostile_metric)
+    result = fmbuild(monkeypatch, repo, "edition", "cut", "2026.1", "--allow-unverified")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "error[metric-format-invalid] format spec '>99999999999': width 99999999999 is over 40" in result.output
+    assert not (repo / "editions" / "2026.1").exists()

@@ -56,7 +56,9 @@ def test_sign_then_verify(signed: Path, keys: Path, repo: Path, monkeypatch: pyt
     assert result.exit_code == 0, result.output
     assert "3 files match the manifest" in result.output and f"signature by key {doc['key_id']} is valid" in result.output
     unpinned = fmbuild(monkeypatch, repo, "edition", "verify", "2026.1")
-    assert unpinned.exit_code == 0 and "key not pinned" in unpinned.output
+    assert unpinned.exit_code == 1 and "no trusted key" in unpinned.stdout  # nothing pinned: no pass
+    loose = fmbuild(monkeypatch, repo, "edition", "verify", "2026.1", "--integrity-only")
+    assert loose.exit_code == 0 and "key not pinned" in loose.output
     again = fmbuild(monkeypatch, repo, "edition", "sign", "2026.1", "--key", str(keys))
     assert again.exit_code == 2 and "already signed" in again.output
     assert "signed" in fmbuild(monkeypatch, repo, "edition", "list").output
@@ -101,7 +103,7 @@ def test_missing_extra_and_foreign_key(signed: Path, keys: Path, repo: Path, tmp
 def test_unsigned_edition_verifies_its_files_but_not_a_pinned_key(repo: Path, keys: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     assert fmbuild(monkeypatch, repo, "edition", "cut", "2026.1").exit_code == 0
-    plain = fmbuild(monkeypatch, repo, "edition", "verify", "2026.1")
+    plain = fmbuild(monkeypatch, repo, "edition", "verify", "2026.1", "--integrity-only")
     assert plain.exit_code == 0 and "unsigned" in plain.output
     pinned = fmbuild(monkeypatch, repo, "edition", "verify", "2026.1", "--pubkey", str(keys) + ".pub")
     assert pinned.exit_code == 1 and "signature.json: missing" in pinned.stdout
@@ -121,13 +123,75 @@ def test_source_check_against_the_commit(repo: Path, monkeypatch: pytest.MonkeyP
     from test_edition_support import commit_all
 
     assert fmbuild(monkeypatch, repo, "edition", "cut", "2026.1").exit_code == 0
-    ok = fmbuild(monkeypatch, repo, "edition", "verify", "2026.1", "--source")
+    ok = fmbuild(monkeypatch, repo, "edition", "verify", "2026.1", "--source", "--integrity-only")
     assert ok.exit_code == 0 and "every note and record file matches commit" in ok.output
     path = repo / "editions" / "2026.1" / "manifest.json"
     manifest = json.loads(path.read_text())
     manifest["notes"][0]["sha256"] = "0" * 64  # an unsigned manifest claiming other content
     path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     commit_all(repo, "tamper")
-    bad = fmbuild(monkeypatch, repo, "edition", "verify", "2026.1", "--source")
+    bad = fmbuild(monkeypatch, repo, "edition", "verify", "2026.1", "--source", "--integrity-only")
     assert bad.exit_code == 1
     assert f"vault/{manifest['notes'][0]['path']}: differs at commit" in bad.stdout
+
+
+# --- the trusted key the project pins (editions/KEYS) ---------------------------------------------
+
+
+def test_without_a_pinned_key_an_unsigned_edition_does_not_verify(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert fmbuild(monkeypatch, repo, "edition", "cut", "2026.1").exit_code == 0
+    result = fmbuild(monkeypatch, repo, "edition", "verify", "2026.1")
+    assert result.exit_code == 1
+    assert "no trusted key: editions/KEYS pins none and --pubkey was not given" in result.stdout
+    assert "does NOT verify" in result.output
+
+
+def test_a_pinned_key_makes_unsigned_and_re_signed_editions_fail_by_default(
+        signed: Path, keys: Path, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pinned = fmbuild(monkeypatch, repo, "edition", "pin", str(keys) + ".pub")
+    assert pinned.exit_code == 0 and "pinned key" in pinned.output
+    assert (repo / "editions" / "KEYS").read_text().startswith("ed25519:")
+    good = fmbuild(monkeypatch, repo, "edition", "verify", "2026.1")
+    assert good.exit_code == 0, good.output
+    assert "is valid" in good.output and "not pinned" not in good.output
+    # re-signed by someone else: the downgrade a writer of the folder could make
+    other = tmp_path / "other" / "other.key"
+    assert fmbuild(monkeypatch, tmp_path, "edition", "keygen", "--out", str(other)).exit_code == 0
+    assert fmbuild(monkeypatch, repo, "edition", "sign", "2026.1", "--key", str(other), "--force").exit_code == 0
+    resigned = fmbuild(monkeypatch, repo, "edition", "verify", "2026.1")
+    assert resigned.exit_code == 1 and "not by a key editions/KEYS pins:" in resigned.stdout
+    # signature removed: unsigned
+    (signed / "signature.json").unlink()
+    unsigned = fmbuild(monkeypatch, repo, "edition", "verify", "2026.1")
+    assert unsigned.exit_code == 1 and "signature.json: missing" in unsigned.stdout
+
+
+def test_a_bad_keys_file_is_a_one_line_error(signed: Path, repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (repo / "editions" / "KEYS").write_text("# trusted\ned25519:not-base64!\n")
+    result = fmbuild(monkeypatch, repo, "edition", "verify", "2026.1")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.startswith("fmbuild: error: editions/KEYS:2: not a 32-byte Ed25519 public key")
+
+
+def test_keygen_pin_adds_the_key_once(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = tmp_path / "k" / "edition.key"
+    result = fmbuild(monkeypatch, repo, "edition", "keygen", "--out", str(key), "--pin")
+    assert result.exit_code == 0, result.output
+    again = fmbuild(monkeypatch, repo, "edition", "pin", str(key) + ".pub")
+    assert again.exit_code == 0
+    lines = [l for l in (repo / "editions" / "KEYS").read_text().splitlines() if l.strip()]
+    assert len(lines) == 1
+
+
+@pytest.mark.parametrize("name, why", [
+    ("E1", "without regard to case"),
+    ("CON", "reserved"), ("nul.1", "reserved"), ("keys", "reserved"), ("latest", "reserved"),
+    ("\uff45" + "1", "not a usable Edition name"),  # fullwidth e: another normalisation of e1
+    ("e\u0301", "not a usable Edition name"),
+    ("2026.", "not a usable Edition name"),
+])
+def test_edition_names_that_would_collide_are_refused(repo: Path, monkeypatch: pytest.MonkeyPatch, name: str, why: str) -> None:
+    assert fmbuild(monkeypatch, repo, "edition", "cut", "e1").exit_code == 0
+    result = fmbuild(monkeypatch, repo, "edition", "cut", name)
+    assert result.exit_code == 2 and why in result.output and "Traceback" not in result.output
+    assert sorted(p.name for p in (repo / "editions").iterdir()) == ["e1"]

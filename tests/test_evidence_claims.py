@@ -171,3 +171,51 @@ def test_lookup() -> None:
         lookup(METRICS, "curve.9")
     with pytest.raises(MissingMetric):
         lookup(METRICS, "count.sub")
+
+
+# --- bounds: a claim is input like any other ------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, fragment", [
+    (">= " + "-" * 1500 + "1", "characters long (at most 500)"),
+    (">= " + "(" * 5000 + "1", "characters long (at most 500)"),
+    ("== " + "9" * 5000, "characters long (at most 500)"),
+    (">= " + "-" * 40 + "1", "nests deeper than 32 levels"),
+    (">= " + "(" * 40 + "1" + ")" * 40, "nests deeper than 32 levels"),
+    (">= " + "- (" * 20 + "1" + ")" * 20, "nests deeper than 32 levels"),
+    ("== " + "9" * 60, "has 60 characters (at most 40)"),
+    (">= 1e999", "too large to be a finite float"),
+])
+def test_hostile_claims_are_clear_errors_not_tracebacks(text: str, fragment: str) -> None:
+    parsed, errors = parse_claims({"clean_accuracy": text})
+    assert parsed == [] and len(errors) == 1
+    assert fragment in errors[0][1]
+
+
+def test_claims_within_the_bounds_still_parse_and_hold() -> None:
+    deep = ">= " + "(" * 30 + "0.5" + ")" * 30
+    assert check_claim(parse_claim("clean_accuracy", deep), METRICS).ok
+    assert check_claim(parse_claim("clean_accuracy", ">= -" + "-" * 20 + "0.5"), METRICS).ok
+
+
+@pytest.mark.parametrize("measured", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("text", ["!= 0.5", "== 0.5", ">= 0", "<= 1", "> -1e300", "< 1e300"])
+def test_nan_and_infinity_fail_every_comparison(measured: float, text: str) -> None:
+    verdict = check_claim(parse_claim("m", text), {"m": measured})
+    assert not verdict.ok
+    assert "not a finite number" in verdict.message
+
+
+def test_a_non_finite_expression_fails_too() -> None:
+    verdict = check_claim(parse_claim("m", "!= x * 2"), {"m": 1.0, "x": float("nan")})
+    assert not verdict.ok and "is nan, not a finite number" in verdict.message
+
+
+def test_arithmetic_that_overflows_is_a_failure_with_a_reason() -> None:
+    verdict = check_claim(parse_claim("m", ">= big + 0.5"), {"m": 1.0, "big": 10**400})
+    assert not verdict.ok and "overflows a float" in verdict.message
+
+
+def test_a_very_long_metric_path_is_refused() -> None:
+    with pytest.raises(ClaimError, match="characters long"):
+        parse_claim("a." * 3000 + "b", ">= 1")

@@ -53,7 +53,7 @@ def test_note_page_shows_the_record(built: Path) -> None:
     page = html_of(built, "techniques/evasion/index.html")
     assert 'class="fm-measured">0.9733<' in page and 'class="fm-measured">0.1187<' in page
     assert ">97.3%<" in page  # {{evidence:clean_accuracy:.1%}}
-    assert "&lt;script&gt;alert(&#34;log&#34;)&lt;/script&gt;" in page  # the log, escaped
+    assert "&lt;script&gt;alert(\"log\")&lt;/script&gt;" in page  # the log, escaped (re-escaped by the sanitizer)
     assert "<script>alert" not in page
     assert 'href="https://atlas.mitre.org/techniques/AML.T0043"' in page
     assert 'id="block-mechanism"' in page and 'href="#block-mechanism"' in page

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Iterable
 
+from fmbuild.terminal import printable
+
 
 class Severity(StrEnum):
     ERROR = "error"
@@ -34,7 +36,7 @@ CODES: dict[str, str] = {
     "maturity-unearned": "maturity: verified without a passing, fresh evidence record",
     "step-invalid": "a playbook step mark (%% step ... %%) that cannot be run as written",
     "framework-id-unknown": "an ATLAS / OWASP id that the shipped reference lists do not have",
-    "unsafe-html": "raw script, iframe, event handler or javascript: URL in a note",
+    "unsafe-html": "raw script, iframe, event handler (raw or attr_list) or javascript: URL in a note",
     "path-escape": "a symlink or link that leaves the vault",
     "encoding": "bytes that are not UTF-8",
     "file-too-large": "a file over the configured size limit",
@@ -45,6 +47,7 @@ CODES: dict[str, str] = {
     "metric-unknown": "prose cites a metric the evidence record does not have",
     "log-unknown": "a log excerpt ({{log:EVENT}}) the evidence record has no line for, or a malformed one",
     "plot-unknown": "a plot embed (![[records/<module>/<plot>]]) the evidence record does not hold",
+    "metric-format-invalid": "a {{evidence:m:SPEC}} format spec outside the allowed grammar or bounds",
     "edge-invalid": "a mitigates/enables/covers/applies edge to a note of the wrong type",
     "edge-deprecated": "an edge to a deprecated note",
     "control-missing": "a technique no control mitigates, or a control that mitigates nothing",
@@ -62,14 +65,15 @@ class Diagnostic:
     message: str
 
     def text(self) -> str:
-        return f"{self.path}:{self.line}:{self.column}: {self.severity}[{self.code}] {self.message}"
+        # Paths and messages quote notes (link text, titles): shown, never obeyed by a terminal.
+        return f"{printable(self.path)}:{self.line}:{self.column}: {self.severity}[{self.code}] {printable(self.message)}"
 
     def github(self) -> str:
         # Workflow commands: properties and message have their own escaping rules.
         level = {"error": "error", "warning": "warning"}.get(self.severity, "notice")
         props = f"file={_gh_prop(self.path)},line={max(self.line, 1)},col={max(self.column, 1)}"
         props += f",title={_gh_prop(self.code)}"
-        return f"::{level} {props}::{_gh_data(self.message)}"
+        return f"::{level} {props}::{_gh_data(printable(self.message))}"
 
     def as_dict(self) -> dict[str, object]:
         data = asdict(self)
@@ -113,4 +117,4 @@ def _gh_data(value: str) -> str:
 
 
 def _gh_prop(value: str) -> str:
-    return _gh_data(value).replace(":", "%3A").replace(",", "%2C")
+    return _gh_data(printable(value)).replace(":", "%3A").replace(",", "%2C")

@@ -317,12 +317,21 @@ def _broken(note: Note, link: Link, suggestion: str | None) -> Diagnostic:
     return error(note.path, link.line, link.column, code, message)
 
 
+AMBIGUOUS_SHOWN = 5  # a name 20,000 notes bear is one readable line, not 20,000 paths
+
+
+def _some(candidates: list[str]) -> str:
+    shown = ", ".join(candidates[:AMBIGUOUS_SHOWN])
+    more = len(candidates) - AMBIGUOUS_SHOWN
+    return f"{shown}, … and {more} more" if more > 0 else shown
+
+
 def _ambiguous(note: Note, link: Link, res: Resolution) -> Diagnostic:
     first = res.candidates[0][:-3] if res.candidates[0].endswith(".md") else res.candidates[0]
     return error(
         note.path, link.line, link.column, "link-ambiguous",
         f"{link.raw}{_where(link)}: '{link.target}' matches {len(res.candidates)} files "
-        f"({', '.join(res.candidates)}); write the path, e.g. {_as_link(link, first)}",
+        f"({_some(res.candidates)}); write the path, e.g. {_as_link(link, first)}",
     )
 
 

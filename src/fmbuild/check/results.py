@@ -127,7 +127,7 @@ def _evidence(h: Any, vault: Vault, config: Config, now: float) -> bool:
 # evidence folder, fmbuild itself). The others look across notes (links, ids, the graph).
 LOCAL_RULES = frozenset({
     "schema-fields", "schema-tags", "unsafe-html", "framework-ids",
-    "evidence-block", "maturity-earned", "evidence-stale", "metric-refs", "log-refs",
+    "evidence-block", "maturity-earned", "evidence-stale", "metric-refs", "metric-format", "log-refs",
     "step-marks", "step-maturity",  # a note's own step marks, and its record under the evidence folder
 })
 

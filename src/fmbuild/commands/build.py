@@ -16,6 +16,7 @@ import click
 from fmbuild.commands.common import EXIT_FINDINGS, EXIT_USAGE, fail_usage
 from fmbuild.config import ConfigError
 from fmbuild.diagnostics import render
+from fmbuild.terminal import echo
 
 
 @click.command("build")
@@ -39,32 +40,32 @@ def command(strict: bool, output: Path | None, vault_dir: Path | None, fresh: bo
     if fresh:
         if config is None:
             fail_usage("--verify needs the project's fmbuild.toml (evidence modules live beside it)")
-        click.echo("running fmbuild verify --record ...", err=True)
+        echo("running fmbuild verify --record ...", err=True)
         done = subprocess.run([sys.executable, "-m", "fmbuild", "verify", "--record"], cwd=config.project_root, check=False)  # type: ignore[union-attr]
         if done.returncode == EXIT_USAGE:
             fail_usage("fmbuild verify could not run (see above); nothing was built")
         config, vault = loading.load_project(vault=vault_dir)  # records changed: read again
 
-    say = (lambda _m: None) if quiet else (lambda m: click.echo(m, err=True))
+    say = (lambda _m: None) if quiet else (lambda m: echo(m, err=True))
     try:
         report = build_site(config, vault, BuildOptions(output=output, strict=strict), log=say)
     except BuildError as exc:
         if exc.diagnostics:
-            click.echo(render(exc.diagnostics, "text", prefix=_prefix(vault.root)), err=True)
-        click.echo(f"fmbuild: error: {exc}", err=True)
+            echo(render(exc.diagnostics, "text", prefix=_prefix(vault.root)), err=True)
+        echo(f"fmbuild: error: {exc}", err=True)
         raise click.exceptions.Exit(exc.exit_code) from None
 
     if report.diagnostics:
-        click.echo(render(report.diagnostics, "text", prefix=_prefix(vault.root)), err=True)
+        echo(render(report.diagnostics, "text", prefix=_prefix(vault.root)), err=True)
     for message in report.mkdocs_warnings:
-        click.echo(f"mkdocs: warning: {message}", err=True)
+        echo(f"mkdocs: warning: {message}", err=True)
     for notice in report.notices:
-        click.echo(f"notice: {notice}", err=True)
+        echo(f"notice: {notice}", err=True)
     t = report.timings
     say(
         f"built {report.pages} pages into {report.output} in {t.get('total', 0):.1f} s "
         f"(check {t.get('check', 0):.1f} s, graph {t.get('graph', 0):.1f} s, "
-        f"convert {t.get('convert', 0):.1f} s, mkdocs {t.get('mkdocs', 0):.1f} s)"
+        f"convert {t.get('convert', 0):.1f} s, mkdocs {t.get('mkdocs', 0):.1f} s, sanitize {t.get('sanitize', 0):.1f} s)"
     )
     if report.mkdocs_warnings and strict:
         raise click.exceptions.Exit(EXIT_FINDINGS)

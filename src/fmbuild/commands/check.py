@@ -15,6 +15,7 @@ import click
 from fmbuild.commands.common import EXIT_FINDINGS, EXIT_OK, fail_usage
 from fmbuild.config import ConfigError
 from fmbuild.diagnostics import CODES, Severity, render
+from fmbuild.terminal import echo
 
 
 def _select(paths: tuple[str, ...], vault_root: Path) -> set[str] | None:
@@ -60,7 +61,7 @@ def command(paths: tuple[str, ...], vault_dir: Path | None, fmt: str, no_cache: 
     """Validate the vault: links, embeds, headings, blocks, frontmatter, tags, maturity, safety."""
     if list_codes:
         for code, meaning in CODES.items():
-            click.echo(f"{code:22} {meaning}")
+            echo(f"{code:22} {meaning}")
         return
     # A check builds a great many objects and frees few: the cyclic garbage collector would
     # walk them again and again (a tenth of a warm run) for nothing. Loading pauses it anyway;
@@ -103,10 +104,10 @@ def _check(paths: tuple[str, ...], vault_dir: Path | None, fmt: str, no_cache: b
             prefix = ""
     output = render(diagnostics, fmt, prefix=prefix)
     if output:
-        click.echo(output)
+        echo(output)
     errors = sum(1 for d in diagnostics if d.severity is Severity.ERROR)
     warnings = sum(1 for d in diagnostics if d.severity is Severity.WARNING)
     if fmt == "text":
         summary = f"{len(vault.notes)} notes checked: {errors} error(s), {warnings} warning(s)"
-        click.echo(summary, err=True)
+        echo(summary, err=True)
     sys.exit(EXIT_FINDINGS if errors else EXIT_OK)

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from fmbuild.config import Config, ConfigError, find_config, load_config
+from fmbuild.terminal import echo
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -15,7 +16,7 @@ EXIT_USAGE = 2
 
 def fail_usage(message: str) -> "click.exceptions.Exit":
     """Print a one-line error and exit 2 (usage or configuration)."""
-    click.echo(f"fmbuild: error: {message}", err=True)
+    echo(f"fmbuild: error: {message}", err=True)
     raise click.exceptions.Exit(EXIT_USAGE)
 
 

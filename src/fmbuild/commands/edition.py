@@ -17,15 +17,16 @@ import click
 
 from fmbuild.commands.common import EXIT_FINDINGS, EXIT_OK, project_config
 from fmbuild.editions.errors import EditionError
+from fmbuild.terminal import echo
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_KEY = Path("~/.config/fmbuild/edition-signing.key")
 
 
 def _fail(exc: EditionError) -> None:
-    click.echo(f"fmbuild: error: {exc.message}", err=True)
+    echo(f"fmbuild: error: {exc.message}", err=True)
     for line in exc.details:
-        click.echo(f"  {line}", err=True)
+        echo(f"  {line}", err=True)
     raise click.exceptions.Exit(exc.exit_code)
 
 
@@ -93,14 +94,14 @@ def cut(name: str, allow_unverified: bool, allow_dirty: bool, since: str | None,
     except ConfigError as exc:
         raise EditionError(str(exc)) from None
     assert config is not None
-    say = lambda m: click.echo(m, err=True)
+    say = lambda m: echo(m, err=True)
     result = cut_edition(config, vault, name, CutOptions(allow_unverified, allow_dirty, since, pdf), log=say)
     for standing in result.readiness.unverified:
         say(f"warning: not verified at this Edition: {standing.path}: {standing.state}: {standing.detail}")
     m = result.manifest
     rel = os.path.relpath(result.folder, Path.cwd())
     against = f" against Edition {result.changelog.previous}" if result.changelog.previous else " (the first Edition)"
-    click.echo(f"Edition {name} cut into {rel}/: {len(m['notes'])} notes, {len(m['modules'])} modules, "
+    echo(f"Edition {name} cut into {rel}/: {len(m['notes'])} notes, {len(m['modules'])} modules, "
                f"{len(m['edges'])} graph edges, commit {m['commit'][:12]} of {m['date']}; changelog{against}.")
 
 
@@ -113,19 +114,19 @@ def list_(fmt: str) -> None:
 
     editions, problems = list_editions(_editions_root())
     if fmt == "json":
-        click.echo(json.dumps([{"name": e.name, "date": e.date, "commit": e.commit, "notes": len(e.manifest["notes"]),
+        echo(json.dumps([{"name": e.name, "date": e.date, "commit": e.commit, "notes": len(e.manifest["notes"]),
                                 "signed": e.signed, "previous": e.manifest.get("previous")} for e in editions],
                               indent=2, sort_keys=True))
     else:
         if not editions:
-            click.echo("No Edition yet (cut one with: fmbuild edition cut NAME).")
+            echo("No Edition yet (cut one with: fmbuild edition cut NAME).")
         for e in editions:
             flags = ["signed" if e.signed else "unsigned"]
             if e.manifest.get("unverified"):
                 flags.append(f"{len(e.manifest['unverified'])} unverified")
-            click.echo(f"{e.name:14} {e.date:10}  {e.commit[:12]:12}  {len(e.manifest['notes']):4} notes  {', '.join(flags)}")
+            echo(f"{e.name:14} {e.date:10}  {e.commit[:12]:12}  {len(e.manifest['notes']):4} notes  {', '.join(flags)}")
     for problem in problems:
-        click.echo(f"warning: {problem}", err=True)
+        echo(f"warning: {problem}", err=True)
 
 
 @command.command("diff")
@@ -141,25 +142,48 @@ def diff(old: str, new: str, fmt: str) -> None:
     root = _editions_root()
     result = changes.compare(find(root, old).manifest, find(root, new).manifest)
     if fmt == "json":
-        click.echo(changes.to_json_bytes(result).decode("utf-8"), nl=False)
+        echo(changes.to_json_bytes(result).decode("utf-8"), nl=False)
     else:
-        click.echo(changes.to_markdown(result), nl=False)
+        echo(changes.to_markdown(result), nl=False)
 
 
 @command.command("keygen")
 @click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False), default=str(DEFAULT_KEY),
               show_default=True, help="Private key file (the public key goes beside it as FILE.pub).")
 @click.option("--force", is_flag=True, help="Allow a key path inside the repository.")
+@click.option("--pin", "pin_it", is_flag=True, help="Also pin the new public key in this project's editions/KEYS.")
 @handled
-def keygen(out: Path, force: bool) -> None:
+def keygen(out: Path, force: bool, pin_it: bool) -> None:
     """Make an Ed25519 key pair for signing Editions (private key written 0600)."""
-    from fmbuild.editions.signing import generate, refuse_inside
+    from fmbuild.editions.keys import key_line
+    from fmbuild.editions.signing import generate, load_public, refuse_inside
 
     out = out.expanduser()
     refuse_inside(out, _repository(), force, "the private key would be written")
     public, kid = generate(out)
-    click.echo(f"private key: {out} (mode 0600; keep it out of the repository)")
-    click.echo(f"public key:  {public} (key id {kid}; publish it so readers can run fmbuild edition verify --pubkey)")
+    echo(f"private key: {out} (mode 0600; keep it out of the repository)")
+    echo(f"public key:  {public} (key id {kid}; publish it so readers can run fmbuild edition verify --pubkey)")
+    if pin_it:
+        _pin(public)
+    else:
+        echo(f"pin it (commit editions/KEYS): {key_line(load_public(public), f'key {kid}')}")
+
+
+def _pin(public_path: Path) -> None:
+    from fmbuild.editions.keys import pin
+    from fmbuild.editions.signing import key_id, load_public
+
+    public = load_public(public_path)
+    path = pin(_editions_root(), public, f"key {key_id(public)}")
+    echo(f"pinned key {key_id(public)} in editions/{path.name}: commit it; edition verify now trusts this key")
+
+
+@command.command("pin")
+@click.argument("pubkey", type=click.Path(path_type=Path, dir_okay=False))
+@handled
+def pin_key(pubkey: Path) -> None:
+    """Trust PUBKEY (a PEM public key) for this project's Editions: add it to editions/KEYS."""
+    _pin(pubkey.expanduser())
 
 
 @command.command("sign")
@@ -183,7 +207,7 @@ def sign(name: str, key_path: Path, force: bool) -> None:
     edition = find(_editions_root(), name)
     key = load_private(key_path)
     if loose_permissions(key_path):
-        click.echo(f"warning: {key_path} is readable by others; chmod 600 it", err=True)
+        echo(f"warning: {key_path} is readable by others; chmod 600 it", err=True)
     target = edition.folder / SIGNATURE
     if target.exists():
         if not force:
@@ -192,44 +216,57 @@ def sign(name: str, key_path: Path, force: bool) -> None:
     document = signature_document(key, (edition.folder / MANIFEST).read_bytes())
     add_file(edition.folder, SIGNATURE, document)
     kid = json.loads(document)["key_id"]
-    click.echo(f"Edition {name} signed with key {kid} (editions/{name}/{SIGNATURE})")
+    echo(f"Edition {name} signed with key {kid} (editions/{name}/{SIGNATURE})")
 
 
 @command.command("verify")
 @click.argument("name")
 @click.option("--pubkey", type=click.Path(path_type=Path, dir_okay=False),
-              help="The public key the Edition must be signed with (without it, the key in the signature is used).")
+              help="The public key the Edition must be signed with (default: the keys editions/KEYS pins).")
 @click.option("--source", is_flag=True,
               help="Also check every note and record file the manifest hashes against the Edition's git commit.")
+@click.option("--integrity-only", is_flag=True,
+              help="With no key pinned or given: check the files against the manifest alone (proves nothing about who made it).")
 @handled
-def verify(name: str, pubkey: Path | None, source: bool) -> None:
-    """Re-hash every file Edition NAME's manifest lists and check its signature."""
+def verify(name: str, pubkey: Path | None, source: bool, integrity_only: bool) -> None:
+    """Re-hash every file Edition NAME's manifest lists and check its signature against a trusted key."""
     from fmbuild.editions.integrity import verify_edition, verify_sources
+    from fmbuild.editions.keys import pinned_keys
     from fmbuild.editions.signing import load_public
-    from fmbuild.editions.store import find
+    from fmbuild.editions.store import KEYS_FILE, find
 
-    trusted = load_public(pubkey.expanduser()) if pubkey else None
-    edition = find(_editions_root(), name)
-    report = verify_edition(edition, trusted)
+    root = _editions_root()
+    if pubkey:
+        trusted, trusted_as = [load_public(pubkey.expanduser())], "the given key"
+    else:
+        trusted, trusted_as = pinned_keys(root), f"a key editions/{KEYS_FILE} pins:"
+    edition = find(root, name)
+    report = verify_edition(edition, trusted, trusted_as)
+    if not trusted and not integrity_only:
+        # Without a trusted key, anyone who can write the folder can re-sign or unsign it.
+        report.problems.append(
+            f"no trusted key: editions/{KEYS_FILE} pins none and --pubkey was not given, so an unsigned or "
+            "re-signed Edition cannot be told from the real one; pin the project's key (fmbuild edition keygen "
+            f"--pin, or add its line to editions/{KEYS_FILE}), pass --pubkey, or check the files alone with --integrity-only")
     if source:
         report.source_problems = verify_sources(edition, project_config().project_root)
     for problem in report.problems:
-        click.echo(f"editions/{name}/{problem}")
+        echo(f"editions/{name}/{problem}")
     for problem in report.source_problems:
-        click.echo(problem)
+        echo(problem)
     if report.signature is not None and not report.signature.ok:
-        click.echo(f"editions/{name}/{report.signature.message}")
+        echo(f"editions/{name}/{report.signature.message}")
     if not report.ok:
-        click.echo(f"Edition {name} does NOT verify.", err=True)
+        echo(f"Edition {name} does NOT verify.", err=True)
         raise click.exceptions.Exit(EXIT_FINDINGS)
     files = ", ".join(report.checked)
     if source:
-        click.echo(f"Edition {name}: every note and record file matches commit {edition.commit[:12]}.")
+        echo(f"Edition {name}: every note and record file matches commit {edition.commit[:12]}.")
     if report.signature is None:
-        click.echo(f"Edition {name}: {len(report.checked)} files match the manifest ({files}); "
+        echo(f"Edition {name}: {len(report.checked)} files match the manifest ({files}); "
                    "unsigned: this proves integrity against the manifest only, not who made it.")
     else:
-        pinned = "" if trusted is not None else " (key not pinned: pass --pubkey to check who signed)"
-        click.echo(f"Edition {name}: {len(report.checked)} files match the manifest ({files}); "
+        pinned = "" if trusted else " (key not pinned: pass --pubkey or pin it in editions/KEYS to check who signed)"
+        echo(f"Edition {name}: {len(report.checked)} files match the manifest ({files}); "
                    f"{report.signature.message}{pinned}.")
     raise click.exceptions.Exit(EXIT_OK)

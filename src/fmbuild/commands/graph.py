@@ -22,6 +22,7 @@ import networkx as nx
 
 from fmbuild.commands.common import EXIT_FINDINGS, EXIT_USAGE, fail_usage
 from fmbuild.config import ConfigError
+from fmbuild.terminal import echo
 
 EXPORT_FORMATS = ("json", "graphml", "dot", "mermaid")
 QUESTIONS = ("uncovered", "unverified_controls", "orphans", "coverage", "matrix")
@@ -248,7 +249,7 @@ _TEXT = {
 
 def _emit(text: str, output: Path | None) -> None:
     if output is None:
-        click.echo(text, nl=False)
+        echo(text, nl=False)
         return
     # Atomic: a reader never sees half a file, and a failed write leaves the old one.
     tmp: str | None = None
@@ -260,6 +261,6 @@ def _emit(text: str, output: Path | None) -> None:
     except OSError as exc:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        click.echo(f"fmbuild: error: cannot write {output}: {exc.strerror or exc}", err=True)
+        echo(f"fmbuild: error: cannot write {output}: {exc.strerror or exc}", err=True)
         raise click.exceptions.Exit(EXIT_USAGE) from None
-    click.echo(f"wrote {output}", err=True)
+    echo(f"wrote {output}", err=True)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import click
 
 from fmbuild.commands.common import fail_usage, project_config
+from fmbuild.terminal import echo
 
 if TYPE_CHECKING:
     from fmbuild.config import Config
@@ -52,7 +53,7 @@ def _ask(given: tuple[str, ...], question: str) -> list[str]:
 
 def _report(files: list[Path]) -> None:
     for path in files:
-        click.echo(f"created {os.path.relpath(path, Path.cwd())}")
+        echo(f"created {os.path.relpath(path, Path.cwd())}")
 
 
 def _make(kind: str, title: str, **options: object) -> None:
@@ -69,7 +70,7 @@ def _make(kind: str, title: str, **options: object) -> None:
         fail_usage(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
         return
     _report(created.files)
-    click.echo("next: fill in the sections, add the module's claims, then: fmbuild check && fmbuild verify", err=True)
+    echo("next: fill in the sections, add the module's claims, then: fmbuild check && fmbuild verify", err=True)
 
 
 chapter_option = click.option("--chapter", type=int, help="Chapter of the table of contents (default by kind, marked to confirm).")

@@ -19,6 +19,7 @@ import click
 from fmbuild.commands.common import fail_usage
 from fmbuild.config import ConfigError
 from fmbuild.diagnostics import render
+from fmbuild.terminal import echo
 
 DEBOUNCE_S = 0.4
 
@@ -39,7 +40,7 @@ def command(dev_addr: str, vault_dir: Path | None) -> None:
         config, vault = loading.load_project(vault=vault_dir)
         report = build_site(config, vault, BuildOptions(run_mkdocs=False, fail_on_check=False))
         if report.diagnostics:
-            click.echo(render(report.diagnostics, "text"), err=True)
+            echo(render(report.diagnostics, "text"), err=True)
         return report.staging
 
     from fmbuild.vault import load as loading
@@ -80,9 +81,9 @@ def command(dev_addr: str, vault_dir: Path | None) -> None:
             try:
                 stage()
             except (ConfigError, BuildError) as exc:
-                click.echo(f"fmbuild: error: {exc}", err=True)
+                echo(f"fmbuild: error: {exc}", err=True)
             except Exception as exc:  # noqa: BLE001 - keep serving: the next save may fix it
-                click.echo(f"fmbuild: error while converting: {exc.__class__.__name__}: {exc}", err=True)
+                echo(f"fmbuild: error while converting: {exc.__class__.__name__}: {exc}", err=True)
 
     threading.Thread(target=restage_loop, daemon=True).start()
 
@@ -95,7 +96,7 @@ def command(dev_addr: str, vault_dir: Path | None) -> None:
     mkdocs_log.addHandler(handler)
     mkdocs_log.setLevel(logging.INFO)
 
-    click.echo(f"serving {default_staging(config, vault)} on http://{dev_addr}/ (Ctrl-C to stop)", err=True)
+    echo(f"serving {default_staging(config, vault)} on http://{dev_addr}/ (Ctrl-C to stop)", err=True)
     try:
         serve(config_file=str(staging / "mkdocs.yml"), livereload=True, dev_addr=dev_addr)
     except MkDocsException as exc:

@@ -27,7 +27,7 @@ from fmbuild.editions.store import (
     MANIFEST,
     MANUAL,
     MANUAL_PDF,
-    check_name,
+    check_new_name,
     editions_root,
     find,
     list_editions,
@@ -76,8 +76,8 @@ def cut_edition(config: Config, vault: Vault, name: str, options: CutOptions,
     from fmbuild.graph.build import build_graph
     from fmbuild.vault.resolve import Resolver
 
-    check_name(name)
     root = editions_root(config.project_root)
+    check_new_name(root, name)
     if (root / name).exists():
         raise EditionError(f"Edition {name} exists (editions/{name}/): an Edition is never rewritten; cut a new name")
     commit = head_commit(config.project_root)

@@ -30,7 +30,10 @@ class IntegrityReport:
         return not self.problems and not self.source_problems and (self.signature is None or self.signature.ok)
 
 
-def verify_edition(edition: StoredEdition, trusted: Ed25519PublicKey | None) -> IntegrityReport:
+def verify_edition(edition: StoredEdition, trusted: Ed25519PublicKey | list[Ed25519PublicKey] | None,
+                   trusted_as: str = "the given key") -> IntegrityReport:
+    """Every listed file re-hashed; the signature checked, against `trusted` keys when given
+    (then an unsigned Edition is a problem too)."""
     report = IntegrityReport(edition.name)
     listed = edition.manifest.get("files")
     if not isinstance(listed, dict) or not listed:
@@ -60,8 +63,8 @@ def verify_edition(edition: StoredEdition, trusted: Ed25519PublicKey | None) -> 
     manifest_bytes = (edition.folder / MANIFEST).read_bytes()
     signature = edition.folder / SIGNATURE
     if signature.is_file():
-        report.signature = check_signature(signature.read_bytes(), manifest_bytes, trusted)
-    elif trusted is not None:
+        report.signature = check_signature(signature.read_bytes(), manifest_bytes, trusted, trusted_as)
+    elif trusted:
         report.problems.append(f"{SIGNATURE}: missing; the Edition is not signed (fmbuild edition sign {edition.name} --key FILE)")
     return report
 

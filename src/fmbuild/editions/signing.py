@@ -18,6 +18,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -136,7 +137,10 @@ class SignatureCheck:
     message: str
 
 
-def check_signature(document: bytes, manifest: bytes, trusted: Ed25519PublicKey | None) -> SignatureCheck:
+def check_signature(document: bytes, manifest: bytes, trusted: Ed25519PublicKey | Sequence[Ed25519PublicKey] | None,
+                    trusted_as: str = "the given key") -> SignatureCheck:
+    """The signature over `manifest`; with `trusted` keys, it must be by one of them."""
+    keys = [] if trusted is None else [trusted] if isinstance(trusted, Ed25519PublicKey) else list(trusted)
     try:
         doc: Any = json.loads(document.decode("utf-8"))
         if not isinstance(doc, dict) or doc.get("algorithm") != ALGORITHM:
@@ -147,10 +151,12 @@ def check_signature(document: bytes, manifest: bytes, trusted: Ed25519PublicKey 
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         return SignatureCheck(False, None, f"signature.json: unreadable ({exc})")
     kid = key_id(embedded)
-    if trusted is not None and key_id(trusted) != kid:
-        return SignatureCheck(False, kid, f"signature.json: signed by key {kid}, not by the given key {key_id(trusted)}")
+    chosen = next((k for k in keys if key_id(k) == kid), None)
+    if keys and chosen is None:
+        ids = ", ".join(key_id(k) for k in keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+        return SignatureCheck(False, kid, f"signature.json: signed by key {kid}, not by {trusted_as} {ids}")
     try:
-        (trusted or embedded).verify(signature, manifest)
+        (chosen or embedded).verify(signature, manifest)
     except InvalidSignature:
         return SignatureCheck(False, kid, "manifest.json: does not match its signature (changed after signing)")
     return SignatureCheck(True, kid, f"signature by key {kid} is valid")

@@ -27,8 +27,13 @@ MANUAL = "manual.html"
 MANUAL_PDF = "manual.pdf"
 SIGNATURE = "signature.json"
 PARTIAL_SUFFIX = ".partial"
-# The same rule the site applies to folder names (`fmbuild.site.editions`), kept short.
+# The same rule the site applies to folder names (`fmbuild.site.editions`), kept short. ASCII
+# only, so two names cannot differ in Unicode normalisation alone (`ｅ1`, `e\u0301` are refused).
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+KEYS_FILE = "KEYS"  # editions/KEYS: the public keys the project trusts (`fmbuild.editions.keys`)
+# Names a file system, the site or the editions folder already means something by.
+DEVICES = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))})
+RESERVED = frozenset({"keys", "index", "index.html", "latest", "current", "assets", "search", "versions.json"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +60,27 @@ def editions_root(project_root: Path) -> Path:
 
 
 def check_name(name: str) -> str:
-    if not NAME.match(name) or name.endswith(PARTIAL_SUFFIX) or ".." in name:
+    if not NAME.match(name) or name.endswith((PARTIAL_SUFFIX, ".")) or ".." in name:
         raise EditionError(
-            f"{name!r} is not a usable Edition name: use letters, digits, '.', '_' and '-', "
+            f"{name!r} is not a usable Edition name: use ASCII letters, digits, '.', '_' and '-', "
             "starting with a letter or digit (e.g. 2026.1)"
         )
+    lowered = name.lower()
+    if lowered in RESERVED or lowered in DEVICES or lowered.split(".")[0] in DEVICES:
+        raise EditionError(f"{name!r} is a reserved name (a device name, or one the editions folder or the site uses); "
+                           "choose another, e.g. 2026.1")
+    return name
+
+
+def check_new_name(root: Path, name: str) -> str:
+    """A name for a new Edition: valid, and not the name of another one but for letter case
+    (`E1` beside `e1` would be one folder on macOS and Windows, two on Linux)."""
+    check_name(name)
+    if root.is_dir():
+        for folder in root.iterdir():
+            if folder.name != name and folder.name.lower() == name.lower():
+                raise EditionError(f"Edition {folder.name} exists ({EDITIONS_DIR}/{folder.name}/): names are compared "
+                                   f"without regard to case, so {name} cannot be cut beside it; choose another name")
     return name
 
 
@@ -118,7 +139,7 @@ def list_editions(root: Path) -> tuple[list[StoredEdition], list[str]]:
 
 def write_edition(root: Path, name: str, files: dict[str, bytes]) -> Path:
     """Write the files as `root/name/` all at once; refuse when that name exists."""
-    check_name(name)
+    check_new_name(root, name)
     target = root / name
     if target.exists() or target.is_symlink():
         raise EditionError(f"Edition {name} exists ({EDITIONS_DIR}/{name}/): an Edition is never rewritten; cut a new name")

@@ -11,6 +11,11 @@ parsed by hand (never `eval`):
     atom    := NUMBER | 'true' | 'false' | STRING | PATH | '(' expr ')'
     PATH    := NAME ('.' SEGMENT)*      NAME = [A-Za-z_][A-Za-z0-9_]*, SEGMENT = [A-Za-z0-9_]+
 
+Bounds (a note is input like any other): a claim is at most 500 characters, nests at most 32
+levels (parentheses and signs), and a number has at most 40 characters and must be finite, so
+no claim can exhaust the stack or Python's integer-string limit. NaN or Infinity, measured or
+computed, fails every comparison with a message that says so.
+
 Ordering operators and arithmetic take numbers only; `==` and `!=` also take booleans and strings
 (same type on both sides; floats compare with a relative tolerance of 1e-9). A metric the run did
 not produce makes the claim fail with a message that says so.
@@ -25,6 +30,10 @@ from typing import Any, Union
 
 OPERATORS = (">=", "<=", "==", "!=", ">", "<")
 _FLOAT_REL_TOL = 1e-9
+MAX_CLAIM_LENGTH = 500
+MAX_DEPTH = 32
+MAX_NUMBER_LENGTH = 40
+MAX_METRIC_LENGTH = 200
 
 
 class ClaimError(ValueError):
@@ -162,6 +171,15 @@ class _Parser:
         self.text = text
         self.tokens = _tokenize(text)
         self.i = 0
+        self.depth = 0
+
+    def nest(self, tok: _Tok) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ClaimError(
+                f"the expression nests deeper than {MAX_DEPTH} levels (parentheses and signs) "
+                f"at column {tok.pos + 1}; write it more simply"
+            )
 
     def peek(self) -> _Tok | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -206,13 +224,23 @@ class _Parser:
         tok = self.peek()
         if tok is not None and tok.kind == "punct" and tok.text in "+-":
             self.i += 1
-            return Unary(tok.text, self.unary())
+            self.nest(tok)
+            node = Unary(tok.text, self.unary())
+            self.depth -= 1
+            return node
         return self.atom()
 
     def atom(self) -> Node:
         tok = self.take()
         if tok.kind == "number":
+            if len(tok.text) > MAX_NUMBER_LENGTH:
+                raise ClaimError(
+                    f"the number at column {tok.pos + 1} has {len(tok.text)} characters "
+                    f"(at most {MAX_NUMBER_LENGTH}); use an exponent, e.g. 1e30"
+                )
             value = float(tok.text) if any(c in tok.text for c in ".eE") else int(tok.text)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ClaimError(f"the number at column {tok.pos + 1} is too large to be a finite float")
             return Literal(value)
         if tok.kind == "string":
             return Literal(_unquote(tok.text))
@@ -221,7 +249,9 @@ class _Parser:
                 return Literal(_KEYWORDS[tok.text])
             return MetricPath(tok.text)
         if tok.kind == "punct" and tok.text == "(":
+            self.nest(tok)
             node = self.expr()
+            self.depth -= 1
             close = self.take()
             if close.text != ")":
                 raise ClaimError(f"expected ')' at column {close.pos + 1}, got {close.text!r}")
@@ -238,6 +268,8 @@ def _unquote(text: str) -> str:
 
 def parse_claim(metric: str, text: Any) -> Claim:
     """Parse one claim (`metric: "<op> <expr>"`); raise `ClaimError` with a fix hint."""
+    if isinstance(metric, str) and len(metric) > MAX_METRIC_LENGTH:
+        raise ClaimError(f"the metric path {metric[:40]!r}… is {len(metric)} characters long (at most {MAX_METRIC_LENGTH})")
     if not isinstance(metric, str) or not _METRIC_KEY.match(metric):
         raise ClaimError(f"{metric!r} is not a metric path (dotted names, no spaces)")
     if isinstance(text, bool) or isinstance(text, (int, float)):
@@ -246,6 +278,8 @@ def parse_claim(metric: str, text: Any) -> Claim:
         )
     if not isinstance(text, str):
         raise ClaimError(f"the claim on {metric} must be a string such as \">= 0.9\"")
+    if len(text) > MAX_CLAIM_LENGTH:
+        raise ClaimError(f"the claim on {metric} is {len(text)} characters long (at most {MAX_CLAIM_LENGTH})")
     op, rhs = _Parser(text.strip()).claim()
     return Claim(metric=metric, op=op, rhs=rhs, source=text.strip())
 
@@ -331,7 +365,14 @@ def evaluate(node: Node, metrics: dict[str, Any]) -> Any:
     left = evaluate(node.left, metrics)
     right = evaluate(node.right, metrics)
     if not (_is_number(left) and _is_number(right)):
-        raise _TypeProblem(f"{node.op} needs numbers, got {left!r} and {right!r}")
+        raise _TypeProblem(f"{node.op} needs numbers, got {_show(left)} and {_show(right)}")
+    try:
+        return _arithmetic(node, left, right)
+    except OverflowError:
+        raise _TypeProblem(f"{node.text()} overflows a float") from None
+
+
+def _arithmetic(node: Binary, left: Any, right: Any) -> Any:
     if node.op == "+":
         return left + right
     if node.op == "-":
@@ -372,17 +413,27 @@ def compare(op: str, measured: Any, expected: Any) -> bool:
     return measured < expected
 
 
+def _not_finite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
+
+
 def check_claim(claim: Claim, metrics: dict[str, Any]) -> Verdict:
     try:
         measured = lookup(metrics, claim.metric)
     except MissingMetric as exc:
         return Verdict(claim.metric, claim.source, None, False, exc.reason)
+    if _not_finite(measured):
+        return Verdict(claim.metric, claim.source, measured, False,
+                       f"measured {_show(measured)}, not a finite number: no claim holds on it")
     try:
         expected = evaluate(claim.rhs, metrics)
     except MissingMetric as exc:
         return Verdict(claim.metric, claim.source, measured, False, f"the expression needs {exc.reason[4:]}")
     except _TypeProblem as exc:
         return Verdict(claim.metric, claim.source, measured, False, str(exc))
+    if _not_finite(expected):
+        return Verdict(claim.metric, claim.source, measured, False,
+                       f"the expression {claim.rhs.text().strip('()')} is {_show(expected)}, not a finite number")
     try:
         ok = compare(claim.op, measured, expected)
     except _TypeProblem as exc:
@@ -412,5 +463,7 @@ def _show(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, str):
-        return repr(value)
+        return repr(value if len(value) <= 80 else value[:80] + "…")
+    if isinstance(value, int) and abs(value) >= 10**30:
+        return f"{float(value):.6g}" if abs(value) < 10**308 else f"an integer of {len(str(abs(value))) if value.bit_length() < 10000 else 'many'} digits"
     return str(value)

@@ -10,10 +10,16 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from rich.markup import escape
+from rich.markup import escape as _markup_escape
 
 from fmbuild.evidence.runner import ClaimResult, Job, Result
 from fmbuild.evidence.seeds import SeedClaim, SeedsResult
+from fmbuild.terminal import printable
+
+
+def escape(text: str) -> str:
+    """Run output and names for the console: no rich markup, no terminal control sequences."""
+    return _markup_escape(printable(text))
 
 if TYPE_CHECKING:  # imported where used: a cached run in CI never draws a bar or a table
     from rich.console import Console
@@ -129,7 +135,7 @@ class LiveReport:
             self.progress.__exit__(*exc)
 
     def _describe(self) -> str:
-        shown = ", ".join(self.running[:3])
+        shown = ", ".join(escape(name) for name in self.running[:3])
         return shown + (f" +{len(self.running) - 3}" if len(self.running) > 3 else "")
 
     def _label(self, name: str, seed: int) -> str:

@@ -22,6 +22,7 @@ from pathlib import Path
 from fmbuild.config import Config
 from fmbuild.diagnostics import Diagnostic, Severity
 from fmbuild.site import editions as editions_mod
+from fmbuild.site import harden
 from fmbuild.site import urls
 from fmbuild.site.context import SiteContext, make_context
 from fmbuild.site.convert import docs_path
@@ -147,9 +148,17 @@ def build_site(config: Config | None, vault: Vault, options: BuildOptions,
         if output is not None:
             prepare_output(output)
             t, c = time.perf_counter(), time.process_time()
+            harden.CONTENT_REMOVED.clear()
             report.mkdocs_warnings = run_mkdocs(config_path, strict=options.strict)
             _timed(report, "mkdocs", t, c)
-            editions_mod.publish(editions, output)
+            published = set(editions_mod.publish(editions, output))
+            t, c = time.perf_counter(), time.process_time()
+            hardened = harden.harden_site(
+                output, policy_for=lambda rel: harden.EDITION if rel in published else harden.PAGE)
+            report.notices += harden.CONTENT_REMOVED
+            report.notices += [f"{page}: removed from the built page: {what}"
+                               for page, found in hardened.removed.items() for what in found]
+            _timed(report, "sanitize", t, c)
             write_marker(output)
     except UnicodeDecodeError as exc:  # a note changed under us since it was loaded
         raise BuildError(f"a file stopped being UTF-8 while building ({exc.reason}); build again") from None
@@ -229,6 +238,7 @@ def run_mkdocs(config_path: Path, *, strict: bool) -> list[str]:
     logger.addHandler(collect)
     previous = logger.propagate
     logger.propagate = False  # MkDocs' messages come back in the report, not on stderr twice
+    harden.RENDERING.clear()
     try:
         cfg = load_config(config_file=str(config_path), strict=strict)
         build(cfg)  # MkDocs empties the folder but keeps dot-files: the marker stays
@@ -237,6 +247,10 @@ def run_mkdocs(config_path: Path, *, strict: bool) -> list[str]:
         raise BuildError(f"MkDocs: {exc} {detail}".strip()) from None
     except MkDocsException as exc:
         raise BuildError(f"MkDocs: {exc}") from None
+    except RecursionError:  # Python-Markdown recurses per nesting level (lists, emphasis runs)
+        page = harden.RENDERING[0] if harden.RENDERING else "a page"
+        raise BuildError(f"{page}: nests too deeply for Markdown to render (hundreds of nested list levels "
+                         "or emphasis markers); flatten it, or show it as code") from None
     finally:
         logger.removeHandler(collect)
         logger.propagate = previous

@@ -438,7 +438,7 @@ class Converter:
                 assert rec is not None
                 title = f"{where} (run of {rec.date}, {rec.status})"
                 return (f'<span class="fm-metric" title="{html.escape(title)}">'
-                        f"{html.escape(format_value(value, fmt), quote=False)}</span>")
+                        f"{as_text(format_value(value, fmt))}</span>")
         reason = "no evidence module" if module is None else ("no record" if module.record is None else "the record has no such metric")
         return (f'<span class="fm-metric fm-not-measured" title="{html.escape(where + ": " + reason)}">'
                 "not measured</span>")
@@ -450,6 +450,16 @@ def log_block(lines: list[str], indent: str = "") -> str:
     longest = max((len(m.group(0)) for line in lines for m in re.finditer(r"`+", line)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"\n{indent}".join([f"{fence}text", *lines, fence])
+
+
+_INERT = re.compile(r"[^A-Za-z0-9 ]")
+
+
+def as_text(value: str) -> str:
+    """A run's value as text inside Markdown: every character but letters, digits and spaces
+    as a numeric character reference, so neither Markdown (`[x](javascript:…)`, `![](https://…)`,
+    `*`, a blank line) nor HTML can read it as syntax; the browser shows it as written."""
+    return _INERT.sub(lambda m: f"&#{ord(m.group(0))};", value)
 
 
 def docs_path(note: Note) -> str:

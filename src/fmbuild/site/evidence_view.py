@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from fmbuild.evidence.contract import read_evidence_block
+from fmbuild.evidence.format_spec import safe_spec
 from fmbuild.evidence.records import Record, is_fresh, load_record, log_lines
 from fmbuild.vault.model import Note
 
@@ -152,15 +153,19 @@ def format_value(value: Any, spec: str | None = None) -> str:
     """A recorded value as prose shows it: the author's format spec when given, else a compact
     form (four significant digits for floats). Never rounds to something the run did not give
     without the spec saying so."""
+    spec = safe_spec(spec)  # a spec outside the grammar or its bounds is never used
     if spec:
         try:
             return format(value, spec)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             pass
-    if isinstance(value, bool) or value is None:
-        return json.dumps(value)
-    if isinstance(value, float):
-        return f"{value:.4g}" if math.isfinite(value) else str(value)
-    if isinstance(value, (int, str)):
-        return str(value)
-    return json.dumps(value, sort_keys=True)
+    try:
+        if isinstance(value, bool) or value is None:
+            return json.dumps(value)
+        if isinstance(value, float):
+            return f"{value:.4g}" if math.isfinite(value) else str(value)
+        if isinstance(value, (int, str)):
+            return str(value)
+        return json.dumps(value, sort_keys=True)
+    except ValueError:  # an integer past Python's int-to-string limit
+        return f"{float(value):.4g}" if isinstance(value, int) and value.bit_length() < 1024 else "(too large to show)"

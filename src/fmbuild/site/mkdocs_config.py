@@ -15,7 +15,7 @@ import posixpath
 from pathlib import Path
 from typing import Any
 
-from fmbuild.site import urls
+from fmbuild.site import mkdocs_hooks, urls
 from fmbuild.site.context import SiteContext
 from fmbuild.site.convert import docs_path, title_of
 
@@ -115,6 +115,7 @@ def mkdocs_config(ctx: SiteContext, docs_dir: Path, site_dir: Path) -> dict[str,
             ],
         },
         "plugins": ["search"],
+        "hooks": [str(Path(mkdocs_hooks.__file__).resolve())],
         "markdown_extensions": MARKDOWN_EXTENSIONS,
         "extra_css": [posixpath.join(urls.ASSETS_DIR, "fmbuild.css")],
         "extra_javascript": [posixpath.join(urls.ASSETS_DIR, "fmbuild.js")],

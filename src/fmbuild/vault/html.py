@@ -1,5 +1,6 @@
 """Raw HTML in a note that would run in a reader's browser: script and frame elements, `on…=`
-event handlers and `javascript:` URLs (the site renders notes as HTML)."""
+event handlers and `javascript:` URLs (the site renders notes as HTML); also Python-Markdown
+`attr_list` blocks (`{ onload=… }`, `{: src="https://…" }`) that would add such attributes."""
 
 from __future__ import annotations
 
@@ -41,3 +42,35 @@ def find_hazards(masked: str, lines: Lines) -> Iterator[Hazard]:
                 yield Hazard("event-handler", snippet, line, col)
             elif attr in _URL_ATTRIBUTES and value and script_url(value):
                 yield Hazard("javascript-url", snippet, line, col)
+
+
+# Python-Markdown's attr_list: `{: #id .class key=value }` or `{ … }` after an element or alone
+# on the line after a block. `{{…}}` (metric references) is not attr_list.
+_ATTR_LIST = re.compile(
+    r"""(?<!\{)\{:?[ \t]*((?:(?:[#.][\w-]+|[\w:.-]+=(?:"[^"\n]*"|'[^'\n]*'|[^\s}"']+))[ \t]*)+)\}(?!\})"""
+)
+_ATTR_LIST_PAIR = re.compile(r"""([\w:.-]+)=("[^"\n]*"|'[^'\n]*'|[^\s}"']+)""")
+# Attributes the site's allow-list would drop because they load, run or restyle from outside.
+_ATTR_LIST_LOADING = {"src", "srcset", "srcdoc", "data", "poster", "background", "formaction", "action",
+                      "xlink:href", "ping", "style"}
+
+
+def find_attr_list_hazards(masked: str, lines: Lines) -> Iterator[Hazard]:
+    """`attr_list` attributes that add a handler, an active URL or a resource to load."""
+    for m in _ATTR_LIST.finditer(masked):
+        snippet = m.group(0)[:60]
+        line, col = lines.pos(m.start())
+        for pair in _ATTR_LIST_PAIR.finditer(m.group(1)):
+            attr = pair.group(1).lower()
+            value = pair.group(2).strip("\"'")
+            if attr.startswith("on") and len(attr) > 2:
+                yield Hazard("attr-list-handler", snippet, line, col)
+            elif attr in _URL_ATTRIBUTES and script_url(value):
+                yield Hazard("javascript-url", snippet, line, col)
+            elif attr == "style":
+                from fmbuild.site.harden import style_allowed  # the site's own CSS rule, not a copy
+
+                if not style_allowed(value):
+                    yield Hazard("attr-list-attribute", snippet, line, col)
+            elif attr in _ATTR_LIST_LOADING:
+                yield Hazard("attr-list-attribute", snippet, line, col)

@@ -36,7 +36,7 @@ from fmbuild.vault.frontmatter import (
     yaml_kind,
     yaml_problem,
 )
-from fmbuild.vault.html import find_hazards, script_url
+from fmbuild.vault.html import find_attr_list_hazards, find_hazards, script_url
 from fmbuild.vault.lines import Lines
 from fmbuild.vault.model import Block, Hazard, Heading, Link, LinkKind, LogRef, MetricRef, Note, Tag
 from fmbuild.vault import regions as _regions
@@ -405,6 +405,9 @@ def parse_note(path: str, text: str, *, sha256: str = "", size: int = 0) -> Note
     table_rows = _table_rows(text, masked, lines) if "|" in masked else []
     if "<" in masked:
         hazards.extend(find_hazards(masked, lines))
+    if "=" in masked and "{" in masked:
+        hazards.extend(find_attr_list_hazards(masked, lines))
+    if hazards:
         hazards.sort(key=lambda h: (h.line, h.column))
 
     return Note(
