@@ -88,6 +88,7 @@ def label_flipping(x_tr, y_tr, x_te, y_te, clean_model) -> None:
     }
     for key, value in results.items():
         run.metric(f"label_flip.{key}", value)
+    run.metric("label_flip.flip_fraction", FLIP_FRACTION)  # the setting, recorded so the notes cite it
     run.log("model.evaluated", model="label_flip", **{k: round(v, 4) for k, v in results.items()})
     # the same detector on the flipped training set: do the relabelled 3s stand apart among the 8s?
     is_flipped = np.zeros(len(y_tr), dtype=bool)
@@ -203,6 +204,7 @@ def main() -> None:
     threshold = run.metrics["clean_model"]["clean_accuracy"] - ACCEPTANCE_MAX_DROP
     passed = clean_acc >= threshold
     run.metric("acceptance.threshold", threshold)
+    run.metric("acceptance.max_drop", ACCEPTANCE_MAX_DROP)
     run.metric("acceptance.backdoored_model_passed", passed)
     run.log("release.acceptance_test", model="backdoor", check="clean_accuracy_vs_production", threshold=round(threshold, 4),
             measured=round(clean_acc, 4), verdict="pass" if passed else "fail")
