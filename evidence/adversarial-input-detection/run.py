@@ -157,7 +157,7 @@ def main() -> None:
         scores = squeeze_score(model, adv[fooled])
         rate = float((scores > threshold).mean()) if len(scores) else 0.0
         evaded = float(int(fooled.sum()) - int((scores > threshold).sum())) / max(int(correct.sum()), 1)
-        key = f"adaptive.eps_{eps:g}".replace(".", "_").replace("adaptive_", "adaptive.")
+        key = "adaptive.eps_" + f"{eps:g}".replace(".", "_")
         run.metric(f"{key}.detection_rate", rate)
         run.metric(f"{key}.fooled_rate", float(fooled.sum()) / max(int(correct.sum()), 1))
         run.metric(f"{key}.evasion_rate", evaded)  # fooled the model and passed the detector
