@@ -122,6 +122,32 @@ def test_squeezer_keeps_four_grey_levels(monkeypatch, tmp_path: Path) -> None:
     assert (det.squeeze_bits(x) - x).abs().max().item() <= 1 / 6 + 1e-6
 
 
+def test_adaptive_attack_stays_in_the_ball_and_fools_the_squeezed_model_too(trained, monkeypatch, tmp_path: Path) -> None:
+    det = load(EVIDENCE / "adversarial-input-detection" / "run.py", "content1_detect_adaptive", monkeypatch, tmp_path)
+    model, x, y = trained
+    plain = LAB.pgd(model, x, y, 0.1, steps=10, seed=1)
+    adaptive = det.adaptive_pgd(model, x, y, 0.1, steps=10, seed=1)
+    assert (adaptive - x).abs().max().item() <= 0.1 + 1e-6
+    assert adaptive.min().item() >= 0.0 and adaptive.max().item() <= 1.0
+    # knowing the squeezer, the attacker makes the squeezed input wrong as well as the raw one (the
+    # gradient really flows through the rounding: with none, the random start alone would do little)
+    squeezed_clean = LAB.accuracy(model, det.squeeze_bits(x), y)
+    assert LAB.accuracy(model, adaptive, y) < LAB.accuracy(model, x, y) - 0.2
+    assert LAB.accuracy(model, det.squeeze_bits(adaptive), y) < squeezed_clean - 0.2
+    assert LAB.accuracy(model, det.squeeze_bits(adaptive), y) <= LAB.accuracy(model, det.squeeze_bits(plain), y)
+
+
+def test_membership_interval_brackets_the_estimate_and_is_tight_when_separable(monkeypatch, tmp_path: Path) -> None:
+    mia = load(EVIDENCE / "membership-inference" / "run.py", "content1_mia_ci", monkeypatch, tmp_path)
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.ones(200), np.zeros(800)]
+    separable = np.r_[rng.uniform(2, 3, 200), rng.uniform(0, 1, 800)]
+    assert mia.tpr_interval(labels, separable, seed=0) == (1.0, 1.0)
+    noisy = np.r_[rng.normal(1, 1, 200), rng.normal(0, 1, 800)]
+    low, high = mia.tpr_interval(labels, noisy, seed=0)
+    assert low <= mia.tpr_at_fpr(labels, noisy) <= high and high - low > 0.01
+
+
 def test_trigger_only_touches_the_corner(monkeypatch, tmp_path: Path) -> None:
     poison = load(EVIDENCE / "poisoning-backdoor" / "run.py", "content1_poison", monkeypatch, tmp_path)
     x = torch.zeros(2, 1, 8, 8)

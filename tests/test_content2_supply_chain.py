@@ -213,6 +213,24 @@ def test_textbook_payload_is_flagged_and_evasion_is_called_clean_yet_runs(tmp_pa
     assert marker.exists()
 
 
+def test_fickling_parse_failure_is_an_error_not_a_detection(tmp_path: Path) -> None:
+    """fickling cannot read a zip-format torch checkpoint ("No pickle files detected") nor raw NumPy
+    bytes; those are errors, and only a finding in a pickle it could analyse counts as flagged."""
+    torch = pytest.importorskip("torch")
+    scanners, payloads = DESER["scanners"], DESER["payloads"]
+    zipped = tmp_path / "state-dict.pt"
+    torch.save({"w": torch.ones(3)}, zipped)
+    verdict = scanners.scan("fickling", zipped)
+    assert verdict.status == "error" and "No pickle files detected" in verdict.detail
+    raw = tmp_path / "weights.npy"
+    raw.write_bytes(b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }" + bytes(24))
+    assert scanners.scan("fickling", raw).status == "error"
+    textbook = tmp_path / "exec.pkl"
+    textbook.write_bytes(pickle.dumps({"w": [1.0], "x": payloads.exec_payload(tmp_path / "a.txt", "test")}))
+    flagged = scanners.scan("fickling", textbook)
+    assert flagged.status == "flagged" and "(" in flagged.detail  # names the analysis that found it
+
+
 def test_scanner_crash_is_an_error_verdict_not_an_exception(tmp_path: Path) -> None:
     scanners = DESER["scanners"]
     assert scanners.scan("picklescan", tmp_path / "missing.pkl").status in {"error", "skipped"}

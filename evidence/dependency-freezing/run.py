@@ -5,8 +5,11 @@ through, for a Python package and for a model download.
    the index, then the same version with different bytes, as from a compromised mirror). Install
    each way with the real pip, offline, into the run's folder; the attacker's code leaves a canary.
 2. Models: a model hub on loopback. The attacker publishes a poisoned revision and moves `latest`,
-   then rewrites the pinned revision in place. Clients that follow `latest`, pin a revision, or
-   pin a revision and its sha256 download; the poisoned model's damage is measured.
+   then moves the release tag the team pinned (`v1.0`) to the poisoned files. A tag or branch name
+   is a pointer anyone with write access can move; a commit SHA is content-addressed and cannot be
+   rewritten, so the risk is pinning the name instead of the SHA (or the file's digest). Clients that
+   follow `latest`, pin the tag, or pin the tag and the file's sha256 download; the poisoned model's
+   damage is measured.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import wheels
 from fmbuild.evidence import kit
 
 run = kit.start(__file__)
+RELEASE_TAG = "v1.0"  # a name: the hub lets anyone with write access point it at other files
 GENUINE_INSTALLS = run.pick(full=3, smoke=1)
 GENUINE_DOWNLOADS = run.pick(full=50, smoke=5)
 SOURCE, TARGET = 1, 7
@@ -140,15 +144,16 @@ model_hub = hub.Hub(work / "hub")
 try:
     repo = "lab/digits-classifier"
     model_hub.publish(repo, genuine_rev, genuine_model)
-    # The pin a careful team writes down on day one: revision and digest of what they reviewed.
-    pinned_revision, pinned_sha = genuine_rev, genuine_sha
+    model_hub.publish(repo, RELEASE_TAG, genuine_model)  # the maintainers tag the release
+    # The pin a team writes down on day one: the release tag, and the digest of what they reviewed.
+    pinned_revision, pinned_sha = RELEASE_TAG, genuine_sha
     model_hub.publish(repo, poisoned_rev, poisoned_model)  # attacker: new revision, `latest` moves
 
     def client(mode: str) -> tuple[str, float | None]:
         try:
             if mode == "latest":
                 payload, _rev = hub.download(model_hub.url, repo)
-            elif mode == "revision_pin":
+            elif mode == "tag_pin":
                 payload, _rev = hub.download(model_hub.url, repo, pinned_revision)
             else:
                 payload, _rev = hub.download(model_hub.url, repo, pinned_revision, pinned_sha)
@@ -158,11 +163,11 @@ try:
         got = "poisoned" if payload == poisoned_model else "genuine" if payload == genuine_model else "other"
         return got, evaluate(payload)[1]
 
-    for phase in ("after_new_revision", "after_revision_rewrite"):
-        if phase == "after_revision_rewrite":
-            # attacker with write access rewrites the pinned revision in place
-            model_hub.publish(repo, pinned_revision, poisoned_model, move_latest=False)
-        for mode in ("latest", "revision_pin", "hash_pin"):
+    for phase in ("after_new_revision", "after_tag_move"):
+        if phase == "after_tag_move":
+            # attacker with write access moves the release tag to the poisoned files
+            model_hub.publish(repo, RELEASE_TAG, poisoned_model, move_latest=False)
+        for mode in ("latest", "tag_pin", "hash_pin"):
             got, recall = client(mode)
             run.metric(f"models.{phase}.{mode}.got", got)
             run.metric(f"models.{phase}.{mode}.got_poisoned", got == "poisoned")
@@ -170,7 +175,7 @@ try:
                 run.metric(f"models.{phase}.{mode}.recall_class_{SOURCE}", recall)
             run.log("download.result", phase=phase, client=mode, got=got, recall=recall)
 
-    model_hub.publish(repo, pinned_revision, genuine_model, move_latest=False)  # restored
+    model_hub.publish(repo, pinned_revision, genuine_model, move_latest=False)  # the tag moved back
     accepted = 0
     for _ in range(GENUINE_DOWNLOADS):
         payload, _ = hub.download(model_hub.url, repo, pinned_revision, pinned_sha)

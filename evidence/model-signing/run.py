@@ -161,6 +161,60 @@ run.metric("loader.refused.targeted_bias_edit", is_refused)
 run.log("tamper.targeted", tensor=bias_key, index=TARGET_CLASS, delta=delta, accuracy=round(hijacked_accuracy, 4),
         predicted_as_target=round(hijacked_share, 4), loader_refused=is_refused, reason=reason)
 
+# --- the stealth tamper: a backdoor written into the weights, invisible to accuracy ----------
+# The attacker repurposes the hidden unit the model uses least: its inputs now read only the four
+# corner pixels (blank in every handwritten digit), its bias keeps it silent unless all four carry
+# ink, and its output votes for TARGET_CLASS. Clean inputs never wake it, so clean accuracy moves
+# only by what that one unit contributed; stamped inputs become TARGET_CLASS.
+TRIGGER = [0, 7, 56, 63]
+
+
+def stamp(x: np.ndarray) -> np.ndarray:
+    out = x.copy()
+    out[:, TRIGGER] = 1.0
+    return out
+
+
+def with_backdoor(gain: float) -> dict[str, torch.Tensor]:
+    edited = {k: v.clone() for k, v in state.items()}
+    use = edited["0.weight"].norm(dim=1) * edited["2.weight"].norm(dim=0)
+    unit = int(use.argmin())
+    edited["0.weight"][unit] = 0.0
+    edited["0.weight"][unit, TRIGGER] = 5.0
+    edited["0.bias"][unit] = -15.0  # needs all four corners inked: 4 * 5 - 15 = 5 > 0
+    edited["2.weight"][:, unit] = 0.0
+    edited["2.weight"][TARGET_CLASS, unit] = gain
+    return edited
+
+
+def trigger_success(weights: dict[str, torch.Tensor], x: np.ndarray, labels: np.ndarray) -> float:
+    net = make_model()
+    net.load_state_dict(weights)
+    keep = labels != TARGET_CLASS
+    with torch.no_grad():
+        pred = net.eval()(torch.from_numpy(stamp(x[keep]))).argmax(1).numpy()
+    return float((pred == TARGET_CLASS).mean())
+
+
+# tuned on the attacker's own data (the training split), measured on the test split
+gain = next((g for g in (2.0, 4.0, 8.0, 16.0, 32.0, 64.0) if trigger_success(with_backdoor(g), X_tr, y_tr) >= 0.95), 64.0)
+backdoored = with_backdoor(gain)
+stealth_accuracy, _ = accuracy_of(backdoored)
+run.metric("tamper.stealth.gain", gain)
+run.metric("tamper.stealth.accuracy", stealth_accuracy)
+run.metric("tamper.stealth.accuracy_drop", genuine_accuracy - stealth_accuracy)
+run.metric("tamper.stealth.trigger_success", trigger_success(backdoored, X_te, y_te))
+run.metric("tamper.stealth.genuine_trigger_success", trigger_success(state, X_te, y_te))
+run.metric("tamper.stealth.weights_changed", int(sum(int((backdoored[k] != state[k]).sum()) for k in state)))
+stealth_folder = copy_release("tampered-backdoor")
+save_file(backdoored, str(stealth_folder / "model.safetensors"))
+is_refused, reason = refused(stealth_folder)
+run.metric("loader.refused.stealth_backdoor", is_refused)
+run.log("tamper.stealth", trigger_pixels=TRIGGER, gain=gain, accuracy=round(stealth_accuracy, 4),
+        accuracy_drop=round(genuine_accuracy - stealth_accuracy, 4),
+        trigger_success=round(run.metrics["tamper"]["stealth"]["trigger_success"], 4),
+        loader_refused=is_refused, reason=reason)
+
 # --- many random single-value tampers: invisible to accuracy, visible to the signature --------
 safetensors_bytes = (release / "model.safetensors").read_bytes()
 header_len = struct.unpack("<Q", safetensors_bytes[:8])[0]
@@ -214,7 +268,8 @@ cases["manifest_rewritten"] = refused(swapped)
 for name, (is_refused, reason) in cases.items():
     run.metric(f"loader.refused.{name}", is_refused)
     run.log("loader.verdict", case=name, refused=is_refused, reason=reason)
-all_attacks = [run.metrics["loader"]["refused"]["targeted_bias_edit"], *[c[0] for c in cases.values()]]
+all_attacks = [run.metrics["loader"]["refused"]["targeted_bias_edit"], run.metrics["loader"]["refused"]["stealth_backdoor"],
+               *[c[0] for c in cases.values()]]
 run.metric("loader.attack_cases", len(all_attacks))
 run.metric("loader.attack_detection_rate", sum(all_attacks) / len(all_attacks))
 

@@ -53,16 +53,27 @@ def stamp(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def stamp_checker(x: torch.Tensor) -> torch.Tensor:
+    """A held-out trigger the detector's thresholds were never set against: a 2x2 checkerboard
+    (two inked pixels, two blank) in the top-left corner."""
+    x = x.clone()
+    x[:, :, 0, 0] = 1.0
+    x[:, :, 1, 1] = 1.0
+    x[:, :, 0, 1] = 0.0
+    x[:, :, 1, 0] = 0.0
+    return x
+
+
 def fit(x: torch.Tensor, y: torch.Tensor, tag: str) -> DigitsCNN:
     torch.manual_seed(run.seed)
     return train(DigitsCNN().to(device), x, y, epochs=EPOCHS, seed=run.seed, log=run.log, tag=tag)
 
 
 @torch.no_grad()
-def attack_success(model: DigitsCNN, x: torch.Tensor, y: torch.Tensor) -> float:
+def attack_success(model: DigitsCNN, x: torch.Tensor, y: torch.Tensor, trigger=stamp) -> float:
     """Share of test digits not of the target class that the trigger turns into the target."""
     keep = y != BACKDOOR_TARGET
-    return (model(stamp(x[keep])).argmax(1) == BACKDOOR_TARGET).float().mean().item()
+    return (model(trigger(x[keep])).argmax(1) == BACKDOOR_TARGET).float().mean().item()
 
 
 def label_flipping(x_tr, y_tr, x_te, y_te, clean_model) -> None:
@@ -88,6 +99,7 @@ def label_flipping(x_tr, y_tr, x_te, y_te, clean_model) -> None:
     }
     for key, value in results.items():
         run.metric(f"label_flip.{key}", value)
+    run.metric("label_flip.flip_fraction", FLIP_FRACTION)  # the setting, recorded so the notes cite it
     run.log("model.evaluated", model="label_flip", **{k: round(v, 4) for k, v in results.items()})
     # the same detector on the flipped training set: do the relabelled 3s stand apart among the 8s?
     is_flipped = np.zeros(len(y_tr), dtype=bool)
@@ -100,18 +112,18 @@ def label_flipping(x_tr, y_tr, x_te, y_te, clean_model) -> None:
             poisoned=int(is_flipped.sum()), detection_rate=round(det, 4), false_positive_rate=round(fpr, 4))
 
 
-def poison_backdoor(x_tr, y_tr) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-    rng = np.random.default_rng(run.seed + 1)
+def poison_backdoor(x_tr, y_tr, trigger=stamp, name: str = "corner_patch") -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    rng = np.random.default_rng(run.seed + 1 + (trigger is not stamp))
     candidates = torch.nonzero(y_tr != BACKDOOR_TARGET).flatten().cpu().numpy()
     chosen = rng.choice(candidates, size=int(round(POISON_RATE * len(y_tr))), replace=False)
     x_bad, y_bad = x_tr.clone(), y_tr.clone()
     idx = torch.from_numpy(chosen).to(device)
-    x_bad[idx] = stamp(x_tr[idx])
+    x_bad[idx] = trigger(x_tr[idx])
     y_bad[idx] = BACKDOOR_TARGET
     is_poison = np.zeros(len(y_tr), dtype=bool)
     is_poison[chosen] = True
     run.log("poison.backdoor", target=BACKDOOR_TARGET, poisoned=len(chosen), share=POISON_RATE,
-            trigger="2x2 full-ink patch, rows 6-7, cols 6-7")
+            trigger=name)
     return x_bad, y_bad, is_poison
 
 
@@ -203,6 +215,7 @@ def main() -> None:
     threshold = run.metrics["clean_model"]["clean_accuracy"] - ACCEPTANCE_MAX_DROP
     passed = clean_acc >= threshold
     run.metric("acceptance.threshold", threshold)
+    run.metric("acceptance.max_drop", ACCEPTANCE_MAX_DROP)
     run.metric("acceptance.backdoored_model_passed", passed)
     run.log("release.acceptance_test", model="backdoor", check="clean_accuracy_vs_production", threshold=round(threshold, 4),
             measured=round(clean_acc, 4), verdict="pass" if passed else "fail")
@@ -225,6 +238,24 @@ def main() -> None:
     run.metric("sanitized.attack_success_rate", attack_success(sanitized, x_te, y_te))
     run.metric("sanitized.removed_samples", int((~keep).sum()))
     run.log("model.evaluated", model="sanitized", **run.metrics["sanitized"])
+
+    # hard negatives: the clean model on its clean training set, where every flag is a false alarm
+    clean_flags = activation_clustering(activations(clean_model, x_tr), y_tr.cpu().numpy())
+    run.metric("detection.clean_set_false_positive_rate", float(clean_flags.mean()))
+    run.log("detect.summary", detector="activation_clustering", poison="none", flagged=int(clean_flags.sum()),
+            samples=len(clean_flags), false_positive_rate=round(float(clean_flags.mean()), 4))
+
+    # a held-out trigger: the detector's thresholds were set on the corner patch, never on this one
+    x_bad2, y_bad2, is_poison2 = poison_backdoor(x_tr, y_tr, trigger=stamp_checker, name="corner_checkerboard")
+    backdoored2 = fit(x_bad2, y_bad2, "backdoor_heldout_trigger")
+    run.metric("heldout_trigger.attack_success_rate", attack_success(backdoored2, x_te, y_te, stamp_checker))
+    run.metric("heldout_trigger.clean_accuracy", accuracy(backdoored2, x_te, y_te))
+    flagged2 = activation_clustering(activations(backdoored2, x_bad2), y_bad2.cpu().numpy())
+    det2, fpr2 = rates(flagged2, is_poison2)
+    run.metric("heldout_trigger.detection.detection_rate", det2)
+    run.metric("heldout_trigger.detection.false_positive_rate", fpr2)
+    run.log("detect.summary", detector="activation_clustering", poison="heldout_trigger", flagged=int(flagged2.sum()),
+            poisoned=int(is_poison2.sum()), detection_rate=round(det2, 4), false_positive_rate=round(fpr2, 4))
     run.finish()
 
 

@@ -391,6 +391,9 @@ for scanner_name, by_file in verdicts.items():
         "malicious_called_clean": sum(v.status == "clean" for v in mal),
         "malicious_not_flagged": sum(not v.flagged for v in mal),
         "benign_errors_or_skips": sum(v.status in ("error", "skipped") for v in ben),
+        # a file the scanner could not analyse: a gate that blocks on errors stops it, but that is
+        # not a detection, and it blocks benign files of the same format just as well
+        "malicious_errors_or_skips": sum(v.status in ("error", "skipped") for v in mal),
         "ms_per_file": 1000 * statistics.mean(v.seconds for v in by_file.values()),
     }
     summary[scanner_name] = stats
@@ -420,8 +423,14 @@ run.metric("evasion.executed_after_clean_verdict", len(executed_after_clean))
 run.metric("evasion.files", executed_after_clean)
 run.metric("evasion.missed_by_every_scanner", sum(
     all(not verdicts[n][f"malicious/{s.path.name}"].flagged for n in scanners.SCANNERS) for s in malicious))
-run.metric("scanners.best_false_positive_rate_at_full_detection", min(
-    [s["false_positive_rate"] for s in summary.values() if s["detection_rate"] == 1.0], default=1.0))
+# all three scanners in a row, blocking on any flag: what the best a pipeline could do with them is
+union_mal = [any(verdicts[n][f"malicious/{s.path.name}"].flagged for n in scanners.SCANNERS) for s in malicious]
+union_ben = [any(verdicts[n][f"benign/{p.name}"].flagged for n in scanners.SCANNERS) for p in benign_paths]
+run.metric("scanners.union_detection_rate", sum(union_mal) / len(union_mal))
+run.metric("scanners.union_false_positive_rate", sum(union_ben) / len(union_ben))
+# the loaders' results depend on torch's version: weights_only=True is bypassable before 2.6.0
+# (CVE-2025-32434), so the record says which torch ran
+run.metric("torch_version", torch.__version__)
 
 
 # The verdict table is the artifact a reader wants; the model files themselves (a few MB, some of

@@ -55,17 +55,29 @@ def modelscan(path: Path) -> tuple[str, str]:
     return "clean", f"{len(scan.scanned)} part(s) scanned, no issue"
 
 
+# fickling reports "could not read this" as findings too: a parse error ("No pickle files
+# detected" on a zip-format torch file), an unnamed "invalid opcode(s)" result, or an
+# InterpretationError on malformed opcodes. None of those says anything about the payload.
+FICKLING_NON_FINDINGS = {None, "InterpretationError"}
+
+
 def fickling(path: Path) -> tuple[str, str]:
     import fickling as fk
     from fickling.analysis import Severity
 
     result = fk.scan_file(str(path), graceful=True)
-    # fickling's own CLI treats anything above LIKELY_SAFE, parse failures included, as
-    # "do not trust"; the verdict follows it.
+    findings = [f for group in result.results for f in group.results
+                if f.severity != Severity.LIKELY_SAFE and f.analysis_name not in FICKLING_NON_FINDINGS]
+    if findings:
+        # a real detection: an analysis named something in the pickle (an import, a call)
+        worst = max(findings, key=lambda f: f.severity.value[0])
+        return "flagged", f"{worst.severity.name} ({worst.analysis_name}): {worst.message}"[:200]
     if result.severity != Severity.LIKELY_SAFE:
-        reasons = [str(e) for e in result.errors] + [str(r).split("\n")[0] for r in result.results[:1]]
-        reason = "; ".join(reasons)
-        return "flagged", f"{result.severity.name}: {reason}"[:200]
+        # fickling's own CLI calls this "do not trust", but it analysed nothing: the verdict is an
+        # error (a pipeline may block on it), never a detection
+        reasons = [str(e) for e in result.errors] + [str(f.message) for group in result.results
+                                                     for f in group.results if f.severity != Severity.LIKELY_SAFE][:1]
+        return "error", f"could not analyse: {'; '.join(reasons)}"[:200]
     return "clean", "likely safe"
 
 
