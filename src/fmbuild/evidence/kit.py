@@ -415,7 +415,7 @@ def _model_identity(llama_cpp: ModuleType, llm: Any, path: Path, source: str, *,
         "n_ctx": n_ctx,
         "sampling": {"temperature": 0.0, "top_k": 1, "seed": seed},
         "threads": {"generate": llm.n_threads, "batch": llm.n_threads_batch},
-        "weight_repacking": False,
+        "weight_repacking": bool(llm.model_params.use_extra_bufts),  # read back: the load really had it off
         "llama_cpp_python": getattr(llama_cpp, "__version__", "unknown"),
         "device": "cuda" if n_gpu_layers else "cpu",
         "gpu_offload_supported": gpu_ok,
