@@ -38,6 +38,7 @@ from fmbuild.evidence.contract import ModuleSpec
 from fmbuild.evidence.devices import GpuInfo, module_device
 from fmbuild.evidence.fingerprint import cache_key, environment, file_identity, inputs_hash
 from fmbuild.evidence.env_policy import pass_env_problem
+from fmbuild.evidence.install_hints import missing_reason
 from fmbuild.evidence.isolation import SANDBOX_OUT, Executor, Launch
 from fmbuild.evidence.limits import MB, Limits
 from fmbuild.evidence.metrics_file import METRICS_FILE, MetricsError, read_metrics
@@ -251,7 +252,7 @@ class Runner:
             return Result(status="skipped", reason=why, **base)
         missing = [r for r in spec.requires if not _importable(r)]
         if missing:
-            return Result(status="skipped", reason=f"missing package {', '.join(missing)}", **base)
+            return Result(status="skipped", reason=missing_reason(missing), **base)
         env_files, not_passed, why = self._declared_files(spec)
         if why:
             return Result(status="skipped", reason=why, device=device, not_passed=not_passed, **base)
