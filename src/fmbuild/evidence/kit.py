@@ -227,6 +227,7 @@ class ChatModel:
         self._llm = llm
         self._identity = identity
         self.seed = seed
+        self._formatter: Any = None
 
     @property
     def identity(self) -> dict[str, Any]:
@@ -254,6 +255,42 @@ class ChatModel:
             messages=messages, max_tokens=max_tokens, temperature=0.0, top_k=1, top_p=1.0, min_p=0.0,
             repeat_penalty=1.0, seed=self.seed, stop=stop or None, grammar=constraint)
         return out["choices"][0]["message"]["content"] or ""
+
+    def choice_logprobs(self, messages: list[dict], options: list[str]) -> dict[str, float]:
+        """Log-probability of each option's first token as the first token of the reply.
+
+        A classifier reading of the model: one forward pass over the prompt, no sampling, so a
+        score can be thresholded (e.g. "yes" minus "no"). The prompt's common prefix with the
+        previous call is kept in the model's cache, as `complete` does.
+        """
+        import numpy as np
+        from llama_cpp import llama_chat_format
+
+        llm = self._llm
+        if self._formatter is None:
+            template = (getattr(llm, "metadata", {}) or {}).get("tokenizer.chat_template")
+            if not template:
+                raise ValueError(f"{self._identity['file']} has no chat template in its metadata")
+            def text_of(token: int) -> str:
+                return llm._model.token_get_text(token) if token != -1 else ""
+            self._formatter = llama_chat_format.Jinja2ChatFormatter(
+                template=template, eos_token=text_of(llm.token_eos()), bos_token=text_of(llm.token_bos()))
+        rendered = self._formatter(messages=messages)
+        tokens = llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
+        if len(tokens) >= llm.n_ctx():
+            raise ValueError(f"prompt of {len(tokens)} tokens does not fit the context of {llm.n_ctx()}")
+        keep = min(llm.longest_token_prefix(llm._input_ids.tolist(), tokens), len(tokens) - 1)
+        llm.n_tokens = keep
+        llm.eval(tokens[keep:])
+        logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),)).astype(np.float64)
+        logprobs = logits - (logits.max() + np.log(np.exp(logits - logits.max()).sum()))
+        out = {}
+        for option in options:
+            ids = llm.tokenize(option.encode("utf-8"), add_bos=False, special=False)
+            if not ids:
+                raise ValueError(f"option {option!r} has no tokens")
+            out[option] = float(logprobs[ids[0]])
+        return out
 
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
@@ -331,10 +368,14 @@ def _load_llama(llama_cpp: ModuleType, path: Path, *, n_ctx: int, seed: int, n_g
     on some CPUs that path segfaults in `decode` (measured on this project's build machine). The
     `Llama` constructor has no parameter for it (extra keywords are ignored), so the helper turns
     `use_extra_bufts` off in the default model parameters the constructor starts from, for the
-    duration of the load only. `scripts/setup.sh` also builds llama.cpp with -DGGML_CPU_REPACK=OFF.
+    duration of the load only. This works on any build, a prebuilt wheel included, where the
+    build option (CMAKE_ARGS=-DGGML_CPU_REPACK=OFF) would only cover builds made from source.
     """
     from llama_cpp import llama as llama_module
 
+    # Half the cores for both prompt and generation: llama.cpp's default batch threads (every
+    # core) spin against each other on a busy 2-core machine, measured 7x slower per call there.
+    threads = max(1, (os.cpu_count() or 2) // 2)
     low = llama_module.llama_cpp  # the ctypes binding the constructor reads its defaults from
     original = low.llama_model_default_params
 
@@ -346,7 +387,7 @@ def _load_llama(llama_cpp: ModuleType, path: Path, *, n_ctx: int, seed: int, n_g
     low.llama_model_default_params = defaults_without_repacking
     try:
         return llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, seed=seed, n_gpu_layers=n_gpu_layers,
-                               verbose=False)
+                               n_threads=threads, n_threads_batch=threads, verbose=False)
     except ValueError as exc:  # llama.cpp could not read the file: say which, no traceback
         raise SystemExit(f"cannot load GGUF model {path}: {exc}") from None
     finally:
@@ -374,7 +415,7 @@ def _model_identity(llama_cpp: ModuleType, llm: Any, path: Path, source: str, *,
         "n_ctx": n_ctx,
         "sampling": {"temperature": 0.0, "top_k": 1, "seed": seed},
         "threads": {"generate": llm.n_threads, "batch": llm.n_threads_batch},
-        "weight_repacking": False,
+        "weight_repacking": bool(llm.model_params.use_extra_bufts),  # read back: the load really had it off
         "llama_cpp_python": getattr(llama_cpp, "__version__", "unknown"),
         "device": "cuda" if n_gpu_layers else "cpu",
         "gpu_offload_supported": gpu_ok,

@@ -33,6 +33,7 @@ from fmbuild.evidence.claims import Claim, Verdict, check_claim, check_presence
 from fmbuild.evidence.contract import ModuleSpec
 from fmbuild.evidence.devices import GpuInfo, module_device
 from fmbuild.evidence.fingerprint import cache_key, environment, file_identity, inputs_hash
+from fmbuild.evidence.install_hints import missing_reason
 from fmbuild.evidence.isolation import SANDBOX_OUT, Executor, Launch
 from fmbuild.evidence.limits import Limits
 from fmbuild.evidence.records import Record, sanitize_log, secret_values, write_record
@@ -226,7 +227,7 @@ class Runner:
             return Result(status="skipped", reason=why, **base)
         missing = [r for r in spec.requires if not _importable(r)]
         if missing:
-            return Result(status="skipped", reason=f"missing package {', '.join(missing)}", **base)
+            return Result(status="skipped", reason=missing_reason(missing), **base)
         env_files, why = self._declared_files(spec)
         if why:
             return Result(status="skipped", reason=why, device=device, **base)
