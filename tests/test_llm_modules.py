@@ -42,7 +42,7 @@ needs_model = pytest.mark.skipif(
 
 @needs_garak
 def test_marker_payload_replaces_every_garak_payload() -> None:
-    corpus = _load("garak_corpus_t", DETECTION / "garak_corpus.py")
+    corpus = _load("garak_corpus_t", INJECTION / "garak_corpus.py")
     marker = "QUILLON-4242"
     families = corpus.families(marker)
     assert len(families) >= 5

