@@ -277,7 +277,7 @@ def plot(run: kit.Run, results: dict[str, dict[str, float]], ask: Asker, names: 
     a.set_xticks(x, CONDITIONS, rotation=20)
     a.set_ylim(0, 1.05)
     a.set_title("Injected cases, by prompt assembly / defence")
-    a.legend(fontsize=8)
+    a.legend(fontsize=8, loc="upper left")
     short = [n.replace("LatentInjection", "").replace("Full", "") for n in names]
     y = np.arange(len(names))
     b.barh(y, [ask.rate("system_concat", "injected", "followed", family=n) for n in names], color="#c0392b")
