@@ -268,3 +268,12 @@ def test_markdown_nested_too_deep_is_a_build_error_naming_the_note(tmp_path: Pat
     (root / "vault" / "sources" / "deep.md").write_text("---\ntitle: Deep\n---\n\n" + body, encoding="utf-8")
     with pytest.raises(BuildError, match=r"^sources/deep\.md: nests too deeply for Markdown to render"):
         build(root, fail_on_check=False)
+
+
+def test_the_field_manual_itself_loses_nothing_to_the_sanitizer(tmp_path: Path) -> None:
+    """Every element and attribute the project's own pages use (the theme's, the evidence and
+    steps panels') is on the allow-list: the bundled manual builds with no removal notice."""
+    repo = Path(__file__).resolve().parents[1]
+    report = build(repo, output=tmp_path / "site", staging=tmp_path / "staging")
+    assert report.output is not None
+    assert [n for n in report.notices if "removed from the page" in n] == []

@@ -65,7 +65,7 @@ _CONTENT_TAGS.update({
     "q": frozenset({"cite"}),
     "del": frozenset({"cite", "datetime"}),
     "ins": frozenset({"cite", "datetime"}),
-    "div": frozenset({"style", "data-module", "data-node-count"}),
+    "div": frozenset({"style", "data-module", "data-playbook", "data-node-count"}),
     "span": frozenset({"style"}),
     "label": frozenset({"for"}),
     # task lists (pymdownx.tasklist): a disabled checkbox, nothing else
