@@ -220,7 +220,8 @@ def _libc() -> ctypes.CDLL | None:
         return None
 
 
-_LIBC = _libc()
+# The C library, for the calls Python does not wrap (prctl here, renameat2 in records.py).
+LIBC = _libc()
 
 
 def child_setup(limits: Limits, cgroup: PidsCgroup | None, memory_group: MemoryCgroup | None = None,
@@ -246,8 +247,8 @@ def child_setup(limits: Limits, cgroup: PidsCgroup | None, memory_group: MemoryC
             resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
         except (ValueError, OSError):
             pass
-        if _LIBC is not None:
-            _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if LIBC is not None:
+            LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
     return setup
 

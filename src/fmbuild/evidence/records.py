@@ -16,7 +16,6 @@ sees half a record, concurrent writers take turns and a kill never leaves the mo
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import json
 import os
@@ -33,6 +32,7 @@ from fmbuild.evidence.metrics_file import dumps_strict
 
 from fmbuild.evidence.claims import check_claim
 from fmbuild.evidence.contract import read_evidence_block, read_module
+from fmbuild.evidence.limits import LIBC
 from fmbuild.evidence.fingerprint import inputs_hash
 
 if TYPE_CHECKING:
@@ -244,9 +244,9 @@ _AT_FDCWD = -100
 
 def _exchange(a: Path, b: Path) -> bool:
     """Atomically swap two paths (Linux renameat2); False where it is not available."""
-    if _LIBC is None or not hasattr(_LIBC, "renameat2"):
+    if LIBC is None or not hasattr(LIBC, "renameat2"):
         return False
-    rc = _LIBC.renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    rc = LIBC.renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
     return rc == 0
 
 
@@ -261,14 +261,6 @@ def _swap_in(staging: Path, target: Path, module_dir: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _libc() -> ctypes.CDLL | None:
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-
-
-_LIBC = _libc()
 
 SKIP_ARTIFACTS = {"metrics.json"}
 

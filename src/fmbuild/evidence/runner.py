@@ -469,16 +469,9 @@ class Runner:
                 result.claims.append(ClaimResult(note.note, v.metric, v.expected, v.measured, v.ok, v.message))
             for metric, why in note.invalid:  # `fmbuild check` reports these as claim-invalid
                 result.claims.append(ClaimResult(note.note, metric, "", None, False, f"invalid claim: {why}"))
-        unmet = [c for c in result.claims if not c.ok]
-        if unmet:
-            result.status = "failed"
-            first = unmet[0]
-            more = f" (+{len(unmet) - 1} more)" if len(unmet) > 1 else ""
-            result.reason = f"{first.metric} {first.expected}: {first.message}{more}"
-        else:
-            result.status = "passed"
-            if not result.claims:
-                result.reason = "no claims cite this module"
+        result.status, reason = claims_verdict(result.claims)
+        if reason:
+            result.reason = reason
 
     def _cache_data(self, result: Result, out_dir: Path, log_path: Path) -> dict[str, Any]:
         """The cache entry: the result and the sha256 of every file the record would copy."""
@@ -528,6 +521,16 @@ class Runner:
             scale=result.scale, date=result.date, fmbuild=__version__, log_tail=result.log_tail, artifacts=[],
         )
         result.record = record_from_entry(job.spec.path, record, entry)
+
+
+def claims_verdict(claims: list[Any]) -> tuple[str, str]:
+    """A run's status from its judged claims, with the one-line reason: the first unmet claim."""
+    unmet = [c for c in claims if not c.ok]
+    if unmet:
+        first = unmet[0]
+        more = f" (+{len(unmet) - 1} more)" if len(unmet) > 1 else ""
+        return "failed", f"{first.metric} {first.expected}: {first.message}{more}"
+    return "passed", ("" if claims else "no claims cite this module")
 
 
 def record_from_entry(module_dir: Path, record: Record, entry: CacheEntry) -> str:

@@ -30,7 +30,9 @@ from fmbuild import __version__
 from fmbuild.evidence.claims import Claim, Verdict, _is_number, check_claim, check_presence
 from fmbuild.evidence.margins import margin
 from fmbuild.evidence.records import PLOT_SUFFIXES, VAULT_RECORDS, Record
-from fmbuild.evidence.runner import ClaimResult, Job, Result, Runner, RunnerOptions, record_from_entry, utc_now
+from fmbuild.evidence.runner import (
+    ClaimResult, Job, Result, Runner, RunnerOptions, claims_verdict, record_from_entry, utc_now,
+)
 
 VAULT_RECORDS_README = """# Recorded plots (generated)
 
@@ -185,14 +187,7 @@ def merge(job: Job, seeds: list[int], runs: dict[int, Result], scale: str) -> Se
     if all(runs[s].status == "skipped" for s in seeds):
         return result
     result.claims = judge_seeds(job, runs, scale)
-    unmet = [c for c in result.claims if not c.ok]
-    if unmet:
-        result.status = "failed"
-        head = unmet[0]
-        more = f" (+{len(unmet) - 1} more)" if len(unmet) > 1 else ""
-        result.reason = f"{head.metric} {head.expected}: {head.message}{more}"
-    else:
-        result.status, result.reason = "passed", ("no claims cite this module" if not result.claims else "")
+    result.status, result.reason = claims_verdict(result.claims)
     return result
 
 
