@@ -102,6 +102,20 @@ def test_steps_pass_then_come_from_the_cache_until_what_they_read_changes(tmp_pa
     assert "step 'count' (line 23) failed: expected JSON lines == alerts, observed measured 3, expected == alerts = 4" in third.stdout
 
 
+def test_a_cache_entry_edited_by_hand_is_a_miss_never_a_verdict(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    assert fmbuild(project, "verify", NOTE).returncode == 0
+    entries = list((project / ".fmbuild/evidence/playbooks").glob("*.json"))
+    assert len(entries) == 1
+    # An entry whose recorded output was changed after the run: its MAC no longer matches.
+    forged = json.loads(entries[0].read_text())
+    forged["steps"][0]["output"] = "forged\n"
+    entries[0].write_text(json.dumps(forged))
+    again = fmbuild(project, "verify", NOTE, "--format", "json")
+    result = json.loads(again.stdout)["playbooks"][0]
+    assert not result["cached"] and "forged" not in json.dumps(result)
+
+
 def test_a_step_redirecting_into_a_missing_folder_fails_with_step_command_and_output(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     edit(project, "mkdir -p /tmp/ir\n", "")

@@ -195,3 +195,48 @@ class RunCache:
         mine.sort(reverse=True)
         for _, path in mine[KEEP_PER_MODULE - 1 :]:
             self._discard(path, path.stem)
+
+
+class SealedStore:
+    """Small JSON results (a playbook's verdict) sealed with the same per-user MAC key as the run
+    cache: an entry edited by hand, or one without a valid MAC, reads as a miss, so it can change
+    no verdict and reach no record. Without a usable key nothing is stored or read."""
+
+    def __init__(self, folder: Path, key_file: Path | None = None) -> None:
+        self.folder = folder
+        self._mac_key = load_or_create_key(key_file or default_key_file())
+
+    def _mac(self, data: dict[str, Any]) -> str:
+        assert self._mac_key is not None
+        return hmac.new(self._mac_key, _canonical(data), hashlib.sha256).hexdigest()
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        if self._mac_key is None:
+            return None
+        path = self.folder / f"{name}.json"
+        try:
+            if path.is_symlink() or path.stat().st_size > MAX_ENTRY_BYTES:
+                return None
+            stored = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            return None
+        if not isinstance(stored, dict) or not isinstance(stored.get("mac"), str):
+            return None
+        data = {k: v for k, v in stored.items() if k != "mac"}
+        try:
+            good = hmac.compare_digest(stored["mac"], self._mac(data))
+        except ValueError:
+            good = False
+        if not good:
+            path.unlink(missing_ok=True)
+            return None
+        return data
+
+    def put(self, name: str, data: dict[str, Any]) -> None:
+        if self._mac_key is None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{name}.json"
+        tmp = path.with_name(f".{name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
+        tmp.write_text(dumps_strict({**data, "mac": self._mac(data)}, sort_keys=True, default=str), encoding="utf-8")
+        tmp.replace(path)

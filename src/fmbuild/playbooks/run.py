@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from fmbuild import __version__
+from fmbuild.evidence.cache import SealedStore
 from fmbuild.evidence.claims import check_claim
 from fmbuild.evidence.isolation import SANDBOX_OUT, Executor, Launch
 from fmbuild.evidence.limits import Limits
@@ -285,9 +286,10 @@ class PlaybookRunner:
         base.inputs_hash = inputs_hash(o.project_root, playbook)
         tool = inputs_hash(o.project_root, playbook, include_tool=True)
         key = hashlib.sha256(f"{tool}|{o.executor.name}|{o.seed}".encode()).hexdigest()
-        cache_file = o.state_dir / "playbooks" / f"{key}.json"
+        # Sealed like the run cache: a hand-edited entry is a miss, never a verdict or a record.
+        store = SealedStore(o.state_dir / "playbooks")
         if o.use_cache:
-            cached = _read_json(cache_file)
+            cached = store.get(key)
             if cached is not None:
                 result = _from_dict(cached)
                 result.cached = True
@@ -295,10 +297,7 @@ class PlaybookRunner:
                 return result
         result = self._execute(playbook, base)
         if result.status == "passed":
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_file.with_suffix(f".{uuid.uuid4().hex[:8]}.tmp")
-            tmp.write_text(json.dumps(result.as_dict(), sort_keys=True), encoding="utf-8")
-            tmp.replace(cache_file)
+            store.put(key, result.as_dict())
         self._maybe_record(result)
         return result
 
@@ -456,14 +455,6 @@ class PlaybookRunner:
 def _last_line(output: str) -> str:
     lines = [line for line in output.strip().splitlines() if line.strip()]
     return f"; it printed: {lines[-1][:300]}" if lines else "; it printed nothing"
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _from_dict(data: dict[str, Any]) -> PlaybookResult:
