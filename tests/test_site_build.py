@@ -80,6 +80,25 @@ def test_evidence_artifacts_published_by_type(built: Path) -> None:
     assert "report.html" in html_of(built, "techniques/evasion/index.html")  # listed, not linked
 
 
+def test_a_record_artifact_reached_through_a_link_is_not_published(tmp_path: Path) -> None:
+    """A committed record is pull-request content: `artifacts/dir -> /elsewhere` must not put a
+    host file on the site, even when the record lists `dir/secret.txt`."""
+    root = copy_fixture(tmp_path / "p")
+    outside = tmp_path / "host"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("host data\n")
+    record = root / "evidence" / "toy-evasion" / "record"
+    (record / "artifacts" / "dir").symlink_to(outside, target_is_directory=True)
+    (record / "artifacts" / "link.txt").symlink_to(outside / "secret.txt")
+    data = json.loads((record / "record.json").read_text())
+    data["artifacts"] += ["dir/secret.txt", "link.txt"]
+    (record / "record.json").write_text(json.dumps(data))
+    report = build(root, fail_on_check=False)
+    assert report.output is not None
+    published = [p for p in report.output.rglob("*") if p.is_file() and "host data" in p.read_text(errors="replace")]
+    assert published == []
+
+
 def test_evidence_report_lists_every_module(built: Path) -> None:
     page = html_of(built, "evidence/index.html")
     assert 'id="module-toy-evasion"' in page and "fm-sortable" in page

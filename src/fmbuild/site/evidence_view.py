@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from fmbuild.evidence import safe_read
 from fmbuild.evidence.contract import read_evidence_block
 from fmbuild.evidence.format_spec import safe_spec
 from fmbuild.evidence.records import Record, is_fresh, load_record, log_lines
@@ -141,12 +143,23 @@ def _artifacts(record: Record | None) -> list[Artifact]:
         if rel.is_absolute() or ".." in rel.parts:
             continue
         source = record.artifact_dir / rel
-        if source.is_symlink() or not source.is_file():
+        if not _plain_file(record.artifact_dir, rel.as_posix()):
             continue
         suffix = rel.suffix.lower()
         kind = "image" if suffix in IMAGE_TYPES else "data" if suffix in DATA_TYPES else "withheld"
         found.append(Artifact(rel.as_posix(), source, kind))
     return found
+
+
+def _plain_file(root: Path, rel: str) -> bool:
+    """A regular file reached without following any link on the way (a committed record's
+    `artifacts/dir -> /etc` must not put host files on the site)."""
+    try:
+        fd, _ = safe_read.open_regular(root, rel)
+    except OSError:  # UnsafeFile included
+        return False
+    os.close(fd)
+    return True
 
 
 def format_value(value: Any, spec: str | None = None) -> str:
