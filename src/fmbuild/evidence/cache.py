@@ -99,20 +99,59 @@ def _canonical(data: dict[str, Any]) -> bytes:
     return dumps_strict(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str).encode()
 
 
+class Seal:
+    """JSON files that carry an HMAC-SHA256 of their content under the per-user key: what the run
+    cache and the playbooks' cache both store. Without a usable key nothing can be sealed."""
+
+    def __init__(self, key_file: Path | None = None) -> None:
+        self._key = load_or_create_key(key_file or default_key_file())
+
+    @property
+    def usable(self) -> bool:
+        return self._key is not None
+
+    def _mac(self, data: dict[str, Any]) -> str:
+        assert self._key is not None
+        return hmac.new(self._key, _canonical(data), hashlib.sha256).hexdigest()
+
+    def read(self, path: Path) -> tuple[dict[str, Any] | None, bool]:
+        """(the data, forged): (None, False) when there is nothing usable to read, (None, True)
+        when the file is there but its MAC does not match (edited by hand or by something else)."""
+        if self._key is None:
+            return None, False
+        try:
+            if path.is_symlink() or path.stat().st_size > MAX_ENTRY_BYTES:
+                return None, False
+            stored = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            return None, False
+        if not isinstance(stored, dict) or not isinstance(stored.get("mac"), str):
+            return None, False
+        mac = stored.pop("mac")
+        try:
+            good = hmac.compare_digest(mac, self._mac(stored))
+        except (TypeError, ValueError):  # a non-ASCII MAC string
+            good = False
+        return (stored, False) if good else (None, True)
+
+    def write(self, path: Path, data: dict[str, Any]) -> None:
+        """Write atomically (a temporary file, then a rename), the MAC beside the data."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
+        tmp.write_text(dumps_strict({**data, "mac": self._mac(data)}, sort_keys=True, default=str), encoding="utf-8")
+        tmp.replace(path)
+
+
 class RunCache:
     def __init__(self, root: Path, key_file: Path | None = None) -> None:
         self.root = root
         self.entries = root / "cache"
         self.runs = root / "runs"
-        self._mac_key = load_or_create_key(key_file or default_key_file())
+        self._seal = Seal(key_file)
 
     @property
     def enabled(self) -> bool:
-        return self._mac_key is not None
-
-    def _mac(self, data: dict[str, Any]) -> str:
-        assert self._mac_key is not None
-        return hmac.new(self._mac_key, _canonical(data), hashlib.sha256).hexdigest()
+        return self._seal.usable
 
     def _entry_path(self, module: str, scale: str, key: str) -> Path:
         return self.entries / module / scale / f"{key}.json"
@@ -121,17 +160,10 @@ class RunCache:
         if not self.enabled:
             return None
         path = self._entry_path(module, scale, key)
-        try:
-            if path.is_symlink() or path.stat().st_size > MAX_ENTRY_BYTES:
-                return None
-            stored = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError):
-            return None
-        if not isinstance(stored, dict) or not isinstance(stored.get("mac"), str):
-            return None
-        mac = stored.pop("mac")
-        if not hmac.compare_digest(mac, self._mac(stored)):
+        stored, forged = self._seal.read(path)
+        if forged:
             self._discard(path, key)  # edited by hand or by something else: never trusted
+        if stored is None:
             return None
         run_dir = self.runs / key
         if stored.get("key") != key or stored.get("module") != module or not (run_dir / "out").is_dir():
@@ -150,12 +182,8 @@ class RunCache:
             shutil.rmtree(trash, ignore_errors=True)
         work_dir.rename(target)
         data = {**data, "key": key}
-        stored = {**data, "mac": self._mac(data)}
         path = self._entry_path(str(data["module"]), str(data["scale"]), key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{key}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
-        tmp.write_text(dumps_strict(stored, sort_keys=True, default=str), encoding="utf-8")
-        tmp.replace(path)
+        self._seal.write(path, data)
         self._prune(path.parent, keep=key)
         self._collect_orphans()
         return CacheEntry(key, data, target)
@@ -198,45 +226,21 @@ class RunCache:
 
 
 class SealedStore:
-    """Small JSON results (a playbook's verdict) sealed with the same per-user MAC key as the run
-    cache: an entry edited by hand, or one without a valid MAC, reads as a miss, so it can change
-    no verdict and reach no record. Without a usable key nothing is stored or read."""
+    """Small JSON results (a playbook's verdict) sealed like the run cache's entries: one edited
+    by hand, or one without a valid MAC, reads as a miss, so it can change no verdict and reach no
+    record. Without a usable key nothing is stored or read."""
 
     def __init__(self, folder: Path, key_file: Path | None = None) -> None:
         self.folder = folder
-        self._mac_key = load_or_create_key(key_file or default_key_file())
-
-    def _mac(self, data: dict[str, Any]) -> str:
-        assert self._mac_key is not None
-        return hmac.new(self._mac_key, _canonical(data), hashlib.sha256).hexdigest()
+        self._seal = Seal(key_file)
 
     def get(self, name: str) -> dict[str, Any] | None:
-        if self._mac_key is None:
-            return None
         path = self.folder / f"{name}.json"
-        try:
-            if path.is_symlink() or path.stat().st_size > MAX_ENTRY_BYTES:
-                return None
-            stored = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError):
-            return None
-        if not isinstance(stored, dict) or not isinstance(stored.get("mac"), str):
-            return None
-        data = {k: v for k, v in stored.items() if k != "mac"}
-        try:
-            good = hmac.compare_digest(stored["mac"], self._mac(data))
-        except ValueError:
-            good = False
-        if not good:
+        data, forged = self._seal.read(path)
+        if forged:
             path.unlink(missing_ok=True)
-            return None
         return data
 
     def put(self, name: str, data: dict[str, Any]) -> None:
-        if self._mac_key is None:
-            return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"{name}.json"
-        tmp = path.with_name(f".{name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
-        tmp.write_text(dumps_strict({**data, "mac": self._mac(data)}, sort_keys=True, default=str), encoding="utf-8")
-        tmp.replace(path)
+        if self._seal.usable:
+            self._seal.write(self.folder / f"{name}.json", data)
