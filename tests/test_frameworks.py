@@ -15,7 +15,7 @@ DATA = Path(frameworks.__file__).parent / "data"
 
 
 def test_versions_name_the_release_each_list_was_read_from() -> None:
-    assert frameworks.versions() == {"atlas": "5.1.0", "owasp-llm": "2025", "owasp-ml": "2023"}
+    assert frameworks.versions() == {"atlas": "5.6.0", "owasp-llm": "2025", "owasp-ml": "2023"}
     for fw in frameworks.frameworks().values():
         assert fw.source.strip()
 
@@ -89,9 +89,9 @@ def test_atlas_list_is_complete_and_consistent() -> None:
     atlas = frameworks.frameworks()["atlas"].entries
     kinds = {k: [e for e in atlas.values() if e.kind == k] for k in ("tactic", "technique", "mitigation")}
     assert len(kinds["tactic"]) == 16
-    assert len(kinds["technique"]) == 140
-    assert len([e for e in kinds["technique"] if e.parent]) == 56
-    assert len(kinds["mitigation"]) == 32
+    assert len(kinds["technique"]) == 170
+    assert len([e for e in kinds["technique"] if e.parent]) == 69
+    assert len(kinds["mitigation"]) == 35
     tactic_ids = {e.id for e in kinds["tactic"]}
     for entry in kinds["technique"]:
         assert entry.tactics, entry.id
@@ -117,7 +117,7 @@ def test_atlas_json_is_reproduced_by_the_build_script(tmp_path: Path) -> None:
     out = tmp_path / "atlas.json"
     shipped = json.loads((DATA / "atlas.json").read_text(encoding="utf-8"))
     code = build_atlas.main(
-        [str(DATA / "sources" / "ATLAS-5.1.0.extract.yaml"), "--source", shipped["source"], "--output", str(out)]
+        [str(DATA / "sources" / "ATLAS-5.6.0.extract.yaml"), "--source", shipped["source"], "--output", str(out)]
     )
     assert code == 0
     assert json.loads(out.read_text(encoding="utf-8")) == shipped

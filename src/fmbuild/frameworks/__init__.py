@@ -4,7 +4,7 @@
     frameworks.lookup("AML.T0043")      # Entry(id='AML.T0043', name='Craft Adversarial Data', ...)
     frameworks.lookup("LLM01:2025")     # the OWASP LLM 2025 entry LLM01 (year suffix accepted)
     frameworks.framework_of("ML05")     # 'owasp-ml' (by shape; ML05 need not exist)
-    frameworks.versions()               # {'atlas': '5.1.0', 'owasp-llm': '2025', 'owasp-ml': '2023'}
+    frameworks.versions()               # {'atlas': '5.6.0', 'owasp-llm': '2025', 'owasp-ml': '2023'}
 
 The data files and how they were produced are described in `frameworks/data/README.md`.
 """

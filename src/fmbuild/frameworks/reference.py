@@ -109,7 +109,7 @@ def frameworks() -> dict[str, Framework]:
 
 
 def versions() -> dict[str, str]:
-    """{'atlas': '5.1.0', 'owasp-llm': '2025', 'owasp-ml': '2023'}: the release each list was read from."""
+    """{'atlas': '5.6.0', 'owasp-llm': '2025', 'owasp-ml': '2023'}: the release each list was read from."""
     return {key: fw.version for key, fw in frameworks().items()}
 
 
