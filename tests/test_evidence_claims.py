@@ -92,7 +92,9 @@ def test_missing_metric_is_a_failure_that_says_so() -> None:
 def test_missing_metric_inside_the_expression() -> None:
     result = verdict("robust_accuracy", ">= nothing + 0.4")
     assert not result.ok
-    assert "nothing" in result.message
+    assert result.message == "the expression needs metric 'nothing', which the run did not produce"
+    grouped = verdict("robust_accuracy", ">= attack + 0.4")
+    assert grouped.message == "the expression needs metric 'attack', which is a group, not a value"
 
 
 def test_a_group_is_not_a_value() -> None:

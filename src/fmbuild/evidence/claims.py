@@ -41,8 +41,13 @@ class ClaimError(ValueError):
 
 
 class MissingMetric(LookupError):
-    def __init__(self, path: str, reason: str) -> None:
+    """`reason` is a whole sentence ("the run did not produce metric 'x'"); `problem` says
+    only what is wrong with the path ("which the run did not produce", "which is a group, not a value"), for
+    messages that name the metric themselves."""
+
+    def __init__(self, path: str, reason: str, problem: str = "") -> None:
         super().__init__(reason)
+        self.problem = problem or reason
         self.path = path
         self.reason = reason
 
@@ -317,9 +322,10 @@ def lookup(metrics: Any, path: str) -> Any:
     parts = path.split(".")
     found = _lookup(metrics, parts)
     if found is _ABSENT:
-        raise MissingMetric(path, f"the run did not produce metric {path!r}")
+        raise MissingMetric(path, f"the run did not produce metric {path!r}", "which the run did not produce")
     if isinstance(found, (dict, list)):
-        raise MissingMetric(path, f"metric {path!r} is a {'group' if isinstance(found, dict) else 'list'}, not a value")
+        kind = "group" if isinstance(found, dict) else "list"
+        raise MissingMetric(path, f"metric {path!r} is a {kind}, not a value", f"which is a {kind}, not a value")
     return found
 
 
@@ -428,7 +434,7 @@ def check_claim(claim: Claim, metrics: dict[str, Any]) -> Verdict:
     try:
         expected = evaluate(claim.rhs, metrics)
     except MissingMetric as exc:
-        return Verdict(claim.metric, claim.source, measured, False, f"the expression needs {exc.reason[4:]}")
+        return Verdict(claim.metric, claim.source, measured, False, f"the expression needs metric {exc.path!r}, {exc.problem}")
     except _TypeProblem as exc:
         return Verdict(claim.metric, claim.source, measured, False, str(exc))
     if _not_finite(expected):
