@@ -36,10 +36,6 @@ class Readiness:
     def unverified(self) -> list[EvidenceStanding]:
         return [s for s in self.standings.values() if s.state != "passing"]
 
-    @property
-    def check_clean(self) -> bool:
-        return not self.errors
-
 
 def assess(config: Config, vault: Vault, resolver: Resolver) -> Readiness:
     from fmbuild.check import run_checks

@@ -35,9 +35,6 @@ class SiteContext:
     def published_notes(self) -> list[Note]:
         return sorted(self.vault.notes.values(), key=lambda n: n.path)
 
-    def note_for_node(self, node: str) -> Note | None:
-        return self.vault.notes.get(node)
-
 
 def make_context(vault: Vault, config: Config | None, graph: nx.MultiDiGraph | None = None,
                  resolver: Resolver | None = None) -> SiteContext:

@@ -38,9 +38,6 @@ class Source:
         end = self.text.find("\n", start)
         return start, len(self.text) if end < 0 else end
 
-    def in_code(self, start: int, end: int) -> bool:
-        return _overlaps(self.code, start, end)
-
     def protected(self, start: int, end: int) -> bool:
         return _overlaps(self.code, start, end) or _overlaps(self.comments, start, end)
 

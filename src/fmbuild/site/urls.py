@@ -102,9 +102,3 @@ def relative_url(from_docs: str, to: str, *, to_is_docs: bool = True) -> str:
     if (target.endswith("/") or target == "") and not rel.endswith("/"):
         rel += "/"
     return quote(rel)
-
-
-def root_url(from_docs: str) -> str:
-    """The relative URL of the site root from a page (`../../` or `./`)."""
-    depth = _dir_of_url(page_url(from_docs)).count("/") + (1 if _dir_of_url(page_url(from_docs)) else 0)
-    return "../" * depth or "./"

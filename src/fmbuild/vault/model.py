@@ -228,6 +228,3 @@ class Vault:
 
     def by_id(self) -> dict[str, Note]:
         return {n.id: n for n in self.notes.values() if n.id is not None}
-
-    def of_type(self, *types: str) -> list[Note]:
-        return [n for n in self.notes.values() if n.type in types]

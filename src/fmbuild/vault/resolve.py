@@ -131,11 +131,6 @@ class Anchors:
         return found
 
 
-def block_matches(note: Note, block_id: str) -> bool:
-    wanted = block_id.strip().lower()
-    return any(b.id.lower() == wanted for b in note.blocks)
-
-
 class Resolver:
     """Resolves links against one loaded vault.
 
@@ -274,11 +269,6 @@ class Resolver:
                 else:
                     self._global_memo[target] = found
         return found
-
-    def note_for(self, resolution: Resolution) -> Note | None:
-        if resolution.ok and resolution.is_note and resolution.path:
-            return self.vault.notes.get(resolution.path)
-        return None
 
     # --- the algorithm ------------------------------------------------------------------------------
 
