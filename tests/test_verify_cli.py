@@ -118,3 +118,40 @@ def test_subprocess_isolation_warns(project: Path) -> None:
     done = fmbuild(project, "verify", "ev-uncited", "--isolation", "subprocess", "--no-cache")
     assert done.returncode == 0
     assert "weaker isolation" in done.stderr and "read-only repository" in done.stderr
+
+
+def test_shards_of_a_selection_run_it_once_between_them(project: Path) -> None:
+    names = ["ev-pass", "ev-fail", "ev-error", "ev-gpu"]
+    seen: list[str] = []
+    for k in (1, 2):
+        done = fmbuild(project, "verify", *names, "--shard", f"{k}/2", "--format", "json")
+        assert f"shard {k}/2: " in done.stderr and " of 4 modules" in done.stderr
+        seen += [r["module"] for r in json.loads(done.stdout)["results"]]
+    assert sorted(seen) == sorted(names)
+    bad = fmbuild(project, "verify", "--shard", "3/2")
+    assert bad.returncode == 2 and "--shard 3/2: K must be between 1 and N" in bad.stderr
+
+
+def test_merge_of_shard_reports_gives_one_verdict(project: Path, tmp_path: Path) -> None:
+    names = ["ev-pass", "ev-fail", "ev-gpu"]
+    files: list[str] = []
+    for k in (1, 2):
+        report, junit = tmp_path / f"shard-{k}.json", tmp_path / f"shard-{k}.xml"
+        done = fmbuild(project, "verify", *names, "--shard", f"{k}/2", "--format", "json", "--junit", str(junit))
+        report.write_text(done.stdout, encoding="utf-8")
+        files += ["--merge", str(report), "--merge", str(junit)]
+    merged = fmbuild(project, "verify", *files, "--format", "json", "--junit", str(tmp_path / "all.xml"))
+    assert merged.returncode == 1  # ev-fail fails in whichever shard ran it
+    doc = json.loads(merged.stdout)
+    assert sorted(r["module"] for r in doc["results"]) == sorted(names)
+    assert doc["counts"]["failed"] == 1 and doc["counts"]["passed"] == 1 and doc["counts"]["skipped"] == 1
+    suite = ET.parse(tmp_path / "all.xml").getroot().find("testsuite")
+    assert suite is not None and suite.get("tests") == "3" and suite.get("failures") == "1" and suite.get("skipped") == "1"
+    text = fmbuild(project, "verify", "--merge", str(tmp_path / "shard-1.json"), "--merge", str(tmp_path / "shard-2.json"))
+    assert text.returncode == 1 and "1 failed" in text.stdout and "NOT ok" in text.stdout
+    twice = fmbuild(project, "verify", "--merge", str(tmp_path / "shard-1.json"), "--merge", str(tmp_path / "shard-1.json"))
+    assert twice.returncode == 2 and "merge each shard once" in twice.stderr
+    junk = tmp_path / "junk.json"
+    junk.write_text("{not json", encoding="utf-8")
+    bad = fmbuild(project, "verify", "--merge", str(junk))
+    assert bad.returncode == 2 and f"{junk}: not a JSON report of fmbuild verify" in bad.stderr

@@ -48,15 +48,27 @@ if TYPE_CHECKING:
 @click.option("--seeds", "seeds_text", metavar="0,1,2",
               help="Run each module once per seed; a claim must hold on every one (default: [evidence].seeds).")
 @click.option("--seed", type=int, help="One seed only (same as --seeds N).")
+@click.option("--shard", "shard_text", metavar="K/N",
+              help="Run only part K of N of the selection, balanced by the records' durations (a CI matrix); "
+                   "playbooks run in part 1.")
+@click.option("--merge", "merge_files", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
+              metavar="REPORT", help="Merge shard reports (the JSON of --format json; JUnit .xml files too, with "
+                                     "--junit OUT) into one verdict instead of running anything. Repeatable.")
 @click.option("--pass-env", "pass_env", multiple=True, metavar="NAME",
               help="Also let this host variable (it names a file, bound read-only) into the sandbox of a module "
                    "that declares it; [evidence] pass_env in fmbuild.toml lists the project's own. Repeatable.")
 def command(
     targets: tuple[str, ...], changed_since: str | None, device: str, jobs: int, gpu_jobs: int, no_cache: bool,
     record: bool, scale: str, isolation: str, fmt: str, junit: Path | None, timeout: int | None,
-    seeds_text: str | None, seed: int | None, pass_env: tuple[str, ...],
+    seeds_text: str | None, seed: int | None, pass_env: tuple[str, ...], shard_text: str | None = None,
+    merge_files: tuple[Path, ...] = (),
 ) -> None:
     """Run evidence modules and check each note's claims against the measured metrics."""
+    if merge_files:
+        if targets or shard_text or record or changed_since:
+            fail_usage("--merge combines finished shard reports; give no modules, --shard, --record or --changed-since")
+        _merge(list(merge_files), fmt, junit)
+        return
     from rich.console import Console
 
     from fmbuild.config import ConfigError
@@ -75,6 +87,15 @@ def command(
     if seeds_text is not None and seed is not None:
         fail_usage("give --seeds or --seed, not both")
     wanted = parse_seeds(seeds_text) if seeds_text is not None else ([seed] if seed is not None else None)
+    from fmbuild.evidence.shards import parse_shard, shard
+
+    part: tuple[int, int] | None = None
+    if shard_text is not None:
+        try:
+            part = parse_shard(shard_text)
+        except ValueError as exc:
+            fail_usage(str(exc))
+            return
     for name in pass_env:
         problem = pass_env_problem(name)
         if problem:
@@ -105,6 +126,14 @@ def command(
     except SelectionError as exc:
         fail_usage(str(exc))
         return
+    shard_note = ""
+    if part is not None:
+        k, n = part
+        total = len(selected)
+        selected, estimate = shard(selected, k, n)
+        if k != 1:
+            playbooks = []
+        shard_note = f"shard {k}/{n}: {len(selected)} of {total} modules (about {estimate:.0f} s a seed by their records)"
     gpu = detect_gpu()
     try:
         host = host_device(device, gpu)
@@ -134,6 +163,8 @@ def command(
     # Piped or redirected, rich would wrap at 80 columns; a log reads better wider.
     out = Console(highlight=False, width=None if sys.stdout.isatty() else 160) if fmt == "text" else None
     why = fallback_reason()
+    if shard_note:
+        err.print(shard_note, markup=False)
     if executor.name != "bubblewrap":
         err.print(f"[yellow]warning:[/] weaker isolation: {why or 'subprocess chosen'}; lacks {', '.join(executor.lacks())}")
     if not selected and not playbooks:
@@ -162,6 +193,32 @@ def command(
             fail_usage(f"--junit {junit}: {exc}")
     ok = all(r.ok for r in results) and all(p.ok for p in playbook_results)
     sys.exit(EXIT_OK if ok else EXIT_FINDINGS)
+
+
+def _merge(files: list[Path], fmt: str, junit: Path | None) -> None:
+    from fmbuild.evidence.merge import MergeError, merge_junit, merge_reports, summary_lines
+
+    reports = [f for f in files if f.suffix.lower() != ".xml"]
+    xml_files = [f for f in files if f.suffix.lower() == ".xml"]
+    if not reports:
+        fail_usage("--merge needs the shards' JSON reports (fmbuild verify --format json); JUnit files only add to them")
+    if xml_files and junit is None:
+        fail_usage("--merge got JUnit files: name the merged file with --junit OUT")
+    if junit is not None and not xml_files:
+        fail_usage("--merge with --junit OUT merges the shards' JUnit files: give them with --merge FILE.xml")
+    try:
+        doc = merge_reports(reports)
+        if junit is not None and xml_files:
+            merge_junit(xml_files, junit)
+    except MergeError as exc:
+        fail_usage(str(exc))
+        return
+    if fmt == "json":
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        for line in summary_lines(doc):
+            click.echo(line)
+    sys.exit(EXIT_OK if doc["ok"] else EXIT_FINDINGS)
 
 
 def parse_seeds(text: str) -> list[int]:

@@ -295,6 +295,11 @@ def write_junit(path: Path, results: list[Result]) -> None:
                 worst = c.worst_margin if isinstance(c, SeedClaim) else None
                 ET.SubElement(props, "property", name=f"claim {c.note}: {c.metric} {c.expected}",
                               value=f"{claim_verdict(c)}; measured {format_measured(c)}; worst margin {format_margin(worst)}")
+    write_suite(suite, path)
+
+
+def write_suite(suite: ET.Element, path: Path) -> None:
+    """Write one JUnit test suite to `path`, whole or not at all (a temporary file, then a rename)."""
     tree = ET.ElementTree(ET.Element("testsuites"))
     tree.getroot().append(suite)
     ET.indent(tree)
