@@ -1,6 +1,6 @@
 """`fmbuild graph`: export the technique-to-control graph, or answer coverage questions.
 
-    fmbuild graph [--format json|graphml|dot|mermaid] [--output FILE [--force]]
+    fmbuild graph [--format json|graphml|dot|mermaid|navigator] [--output FILE [--force]]
                   [--edge-type TYPE ...] [--focus NOTE [--depth N]]
     fmbuild graph --uncovered | --unverified-controls | --orphans | --coverage | --matrix
                   [--format text|json] [--fail-on-findings]
@@ -24,14 +24,15 @@ from fmbuild.commands.common import EXIT_FINDINGS, EXIT_USAGE, fail_usage
 from fmbuild.config import ConfigError
 from fmbuild.terminal import echo
 
-EXPORT_FORMATS = ("json", "graphml", "dot", "mermaid")
+EXPORT_FORMATS = ("json", "graphml", "dot", "mermaid", "navigator")
 QUESTIONS = ("uncovered", "unverified_controls", "orphans", "coverage", "matrix")
 FINDING_QUESTIONS = ("uncovered", "unverified_controls", "orphans")
 
 
 @click.command("graph")
-@click.option("--format", "fmt", type=click.Choice(["json", "graphml", "dot", "mermaid", "text"]), default=None,
-              help="Export format (default json); with a coverage question: text (default) or json.")
+@click.option("--format", "fmt", type=click.Choice(["json", "graphml", "dot", "mermaid", "navigator", "text"]), default=None,
+              help="Export format (default json; navigator: an ATLAS Navigator layer of the coverage); "
+                   "with a coverage question: text (default) or json.")
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the export to FILE instead of standard output.")
 @click.option("--force", is_flag=True, help="Replace FILE if it exists.")
@@ -72,7 +73,7 @@ def command(
     if asked and fmt not in (None, "text", "json"):
         fail_usage(f"--{asked[0].replace('_', '-')} answers in text or json, not {fmt} (drop --format {fmt})")
     if not asked and fmt == "text":
-        fail_usage("--format text is for coverage questions; export the graph as json, graphml, dot or mermaid")
+        fail_usage("--format text is for coverage questions; export the graph as json, graphml, dot, mermaid or navigator")
     if asked and (edge_types or focus):
         fail_usage("--edge-type and --focus shape an export; coverage questions always read the whole graph")
     if fail_on_findings and not any(q in asked for q in FINDING_QUESTIONS):
@@ -80,7 +81,9 @@ def command(
     if output is not None and output.exists() and not force:
         fail_usage(f"{output} exists; pass --force to replace it")
 
-    graph, vault_root = _load_graph(vault_dir, no_cache)
+    if fmt == "navigator" and (edge_types or focus):
+        fail_usage("--format navigator exports the whole coverage; drop --edge-type and --focus")
+    graph, vault_root, site_url = _load_graph(vault_dir, no_cache)
     if focus is not None:
         graph = _focus(graph, focus, depth, vault_root)
     if edge_types:
@@ -89,6 +92,10 @@ def command(
         graph = with_edge_types(graph, edge_types)
     if asked:
         text, findings = _answers(graph, asked, fmt or "text")
+    elif fmt == "navigator":
+        from fmbuild.graph.navigator import to_navigator
+
+        text, findings = to_navigator(graph, site_url), 0
     else:
         from fmbuild.graph.export import export
 
@@ -98,7 +105,7 @@ def command(
         raise click.exceptions.Exit(EXIT_FINDINGS)
 
 
-def _load_graph(vault_dir: Path | None, no_cache: bool) -> tuple[nx.MultiDiGraph, Path]:
+def _load_graph(vault_dir: Path | None, no_cache: bool) -> tuple[nx.MultiDiGraph, Path, str]:
     from fmbuild.graph.build import build_graph
     from fmbuild.vault import load as loading
 
@@ -107,7 +114,7 @@ def _load_graph(vault_dir: Path | None, no_cache: bool) -> tuple[nx.MultiDiGraph
     except ConfigError as exc:
         fail_usage(str(exc))
         raise  # unreachable: fail_usage exits
-    return build_graph(vault, config), vault.root
+    return build_graph(vault, config), vault.root, config.site.url if config is not None else ""
 
 
 def _focus(graph: nx.MultiDiGraph, focus: str, depth: int, vault_root: Path) -> nx.MultiDiGraph:
