@@ -9,8 +9,12 @@ configuration errors. Progress and one line per finished module go to stderr; th
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +28,7 @@ if TYPE_CHECKING:
     from fmbuild.config import Config
     from fmbuild.evidence.isolation import Executor
     from fmbuild.evidence.limits import Limits
+    from fmbuild.evidence.ray_dispatch import RayDispatch
     from fmbuild.playbooks.run import Playbook, PlaybookResult
 
 
@@ -54,6 +59,10 @@ if TYPE_CHECKING:
 @click.option("--merge", "merge_files", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
               metavar="REPORT", help="Merge shard reports (the JSON of --format json; JUnit .xml files too, with "
                                      "--junit OUT) into one verdict instead of running anything. Repeatable.")
+@click.option("--executor", "executor_kind", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="ray: each module run is a Ray task on a cluster (needs fmbuild[ray]); --jobs then has no effect.")
+@click.option("--ray-address", "ray_address", metavar="ADDRESS",
+              help="With --executor ray: 'auto' or host:port of an existing cluster (default: start a local Ray instance).")
 @click.option("--pass-env", "pass_env", multiple=True, metavar="NAME",
               help="Also let this host variable (it names a file, bound read-only) into the sandbox of a module "
                    "that declares it; [evidence] pass_env in fmbuild.toml lists the project's own. Repeatable.")
@@ -61,9 +70,11 @@ def command(
     targets: tuple[str, ...], changed_since: str | None, device: str, jobs: int, gpu_jobs: int, no_cache: bool,
     record: bool, scale: str, isolation: str, fmt: str, junit: Path | None, timeout: int | None,
     seeds_text: str | None, seed: int | None, pass_env: tuple[str, ...], shard_text: str | None = None,
-    merge_files: tuple[Path, ...] = (),
+    merge_files: tuple[Path, ...] = (), executor_kind: str = "local", ray_address: str | None = None,
 ) -> None:
     """Run evidence modules and check each note's claims against the measured metrics."""
+    if ray_address is not None and executor_kind != "ray":
+        fail_usage("--ray-address needs --executor ray")
     if merge_files:
         if targets or shard_text or record or changed_since:
             fail_usage("--merge combines finished shard reports; give no modules, --shard, --record or --changed-since")
@@ -135,9 +146,17 @@ def command(
             playbooks = []
         shard_note = f"shard {k}/{n}: {len(selected)} of {total} modules (about {estimate:.0f} s a seed by their records)"
     gpu = detect_gpu()
+    dispatch = None
+    # Ray prints its workers' deaths to stdout, which is ours (a JSON document, a table): send it to stderr.
+    ray_prints = contextlib.redirect_stdout(sys.stderr) if executor_kind == "ray" else contextlib.nullcontext()
+    ray_prints.__enter__()
     try:
-        host = host_device(device, gpu)
-        executor = choose_executor(isolation)
+        executor = choose_executor(isolation) if executor_kind == "local" else _worker_executor_guess(isolation)
+        if executor_kind == "ray":
+            dispatch = _connect_ray(ray_address, isolation, gpu_jobs, device)
+            host = "ray"
+        else:
+            host = host_device(device, gpu)
     except (DeviceError, IsolationError) as exc:
         fail_usage(str(exc))
         return
@@ -157,21 +176,35 @@ def command(
         default_timeout=ev.default_timeout, seed=seeds[0], scale=scale,
         use_cache=not no_cache, record=record, timeout_override=timeout,
         pass_env=tuple(dict.fromkeys((*ev.pass_env, *pass_env))), max_metrics_bytes=ev.max_metrics_mb * MB,
+        dispatch=dispatch,
     ), seeds, vault_path=config.vault_path)
-    isolation_text = executor.describe(limits)
+    isolation_text = executor.describe(limits) if dispatch is None else (
+        f"on the workers of {dispatch.describe()}: bubblewrap where a worker has it"
+        + ("" if isolation == "bubblewrap" else ", else the subprocess fallback")
+        + (" (forced)" if isolation == "subprocess" else "") + "; each record names its own")
     err = Console(stderr=True, highlight=False)
     # Piped or redirected, rich would wrap at 80 columns; a log reads better wider.
     out = Console(highlight=False, width=None if sys.stdout.isatty() else 160) if fmt == "text" else None
     why = fallback_reason()
     if shard_note:
         err.print(shard_note, markup=False)
-    if executor.name != "bubblewrap":
+    if dispatch is not None:
+        err.print(f"executor: {dispatch.describe()}", markup=False)
+    elif executor.name != "bubblewrap":
         err.print(f"[yellow]warning:[/] weaker isolation: {why or 'subprocess chosen'}; lacks {', '.join(executor.lacks())}")
     if not selected and not playbooks:
         err.print("No evidence modules selected.")
-    with report.LiveReport(err, len(selected) * len(seeds), several_seeds=len(seeds) > 1) as live:
-        results = runner.run_all(selected, parallel=jobs, gpu_parallel=gpu_jobs,
-                                 on_start=live.started, on_finish=live.finished, on_module=live.module_finished)
+    if dispatch is not None:  # every run goes to the cluster at once; its resources decide what runs when
+        jobs = min(RAY_IN_FLIGHT, max(1, len(selected) * len(seeds)))
+    try:
+        with report.LiveReport(err, len(selected) * len(seeds), several_seeds=len(seeds) > 1) as live, \
+                _cancel_on_interrupt(dispatch):
+            results = runner.run_all(selected, parallel=jobs, gpu_parallel=gpu_jobs,
+                                     on_start=live.started, on_finish=live.finished, on_module=live.module_finished)
+    finally:
+        if dispatch is not None:
+            dispatch.shutdown()
+        ray_prints.__exit__(None, None, None)
     for r in results:  # a module's own declaration never decides what enters its sandbox: say what did not
         if r.not_passed:
             err.print(f"note: {r.module} declares {', '.join(r.not_passed)}; not passed (only what fmbuild.toml "
@@ -193,6 +226,56 @@ def command(
             fail_usage(f"--junit {junit}: {exc}")
     ok = all(r.ok for r in results) and all(p.ok for p in playbook_results)
     sys.exit(EXIT_OK if ok else EXIT_FINDINGS)
+
+
+RAY_IN_FLIGHT = 256  # runs submitted to a cluster at once (each waits in its own thread)
+
+
+def _worker_executor_guess(isolation: str) -> Executor:
+    """The isolation a worker on this machine would use: the cache key's first guess for a
+    Ray run (the runner re-keys a run by what its worker really used)."""
+    from fmbuild.evidence.isolation import IsolationError, SubprocessExecutor, choose_executor
+
+    try:
+        return choose_executor(isolation)
+    except IsolationError:  # this machine lacks bubblewrap; the workers may have it
+        return SubprocessExecutor()
+
+
+def _connect_ray(address: str | None, isolation: str, gpu_jobs: int, device: str) -> RayDispatch:
+    from fmbuild.evidence.ray_dispatch import DispatchError, RayDispatch
+
+    try:
+        dispatch = RayDispatch(address, isolation=isolation, gpu_jobs=gpu_jobs)
+    except DispatchError as exc:
+        fail_usage(str(exc))
+        raise  # not reached: fail_usage exits
+    if device == "cuda" and dispatch.gpus() <= 0:
+        described = dispatch.describe()
+        dispatch.shutdown()
+        fail_usage(f"--device cuda, but the Ray cluster has no GPU ({described})")
+    return dispatch
+
+
+@contextlib.contextmanager
+def _cancel_on_interrupt(dispatch: RayDispatch | None) -> Iterator[None]:
+    """Ctrl-C while runs are on a cluster: cancel them all, then stop as any interrupted verify."""
+    if dispatch is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupted(signum: int, frame: object) -> None:
+        dispatch.cancel_all()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, interrupted)
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo("interrupted: the runs on the cluster were cancelled; nothing of them was kept", err=True)
+        raise SystemExit(130) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _merge(files: list[Path], fmt: str, junit: Path | None) -> None:

@@ -89,3 +89,18 @@ def module_device(declared: str | None, host: str, choice: str) -> tuple[str | N
             return None, "needs a GPU and --device cpu was given"
         return None, "needs a GPU; none detected on this host"
     return host, ""
+
+
+def cluster_device(declared: str | None, cluster_gpus: float, choice: str) -> tuple[str | None, str]:
+    """`module_device` for a Ray cluster: a `gpu` module gets a GPU where the cluster has one; an
+    `any` module gets one only with `--device cuda`."""
+    declared = declared or "any"
+    if declared == "cpu":
+        return "cpu", ""
+    if declared == "gpu":
+        if choice == "cpu":
+            return None, "needs a GPU and --device cpu was given"
+        if cluster_gpus > 0:
+            return "cuda", ""
+        return None, "needs a GPU; the Ray cluster has none"
+    return ("cuda" if choice == "cuda" and cluster_gpus > 0 else "cpu"), ""

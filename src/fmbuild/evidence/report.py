@@ -89,6 +89,8 @@ def one_line(result: Result, seed: bool = False) -> str:
         parts.append(f"{result.duration_s:.1f} s")
         if result.device:
             parts.append(result.device)
+        if result.node:
+            parts.append(f"on {escape(result.node)}")
         parts.append(f"claims {claims_summary(result)}")
     if result.cached:
         parts.append("[dim](cached)[/]")
@@ -171,7 +173,10 @@ def summary_table(results: list[Result]) -> Table:
     from rich.table import Table
 
     table = Table(title="Evidence", title_justify="left", show_lines=False)
-    for column in ("module", "status", "claims", "worst margin", "duration", "device", "cached", "reason"):
+    remote = any(r.node for r in results)  # on a cluster: where each module ran
+    columns = ("module", "status", "claims", "worst margin", "duration", "device", *(("node",) if remote else ()),
+               "cached", "reason")
+    for column in columns:
         table.add_column(column, overflow="fold")
     for r in results:
         style = STYLE.get(r.status, "white")
@@ -181,7 +186,7 @@ def summary_table(results: list[Result]) -> Table:
         table.add_row(
             escape(r.module), status, claims_summary(r), escape(_worst_claim(r)),
             f"{r.duration_s:.1f} s" if r.status != "skipped" else "-", r.device or "-",
-            "yes" if r.cached else "", escape(_clip(r.reason, REASON_WIDTH)),
+            *((escape(r.node or "-"),) if remote else ()), "yes" if r.cached else "", escape(_clip(r.reason, REASON_WIDTH)),
         )
     return table
 
@@ -289,6 +294,7 @@ def write_junit(path: Path, results: list[Result]) -> None:
             props = ET.SubElement(case, "properties")
             ET.SubElement(props, "property", name="device", value=r.device or "")
             ET.SubElement(props, "property", name="cached", value="true" if r.cached else "false")
+            ET.SubElement(props, "property", name="node", value=r.node or "local")
             if isinstance(r, SeedsResult):
                 ET.SubElement(props, "property", name="seeds", value=",".join(map(str, r.seeds)))
             for c in r.claims:  # one per claim: its worst-case margin over the seeds and its verdict

@@ -35,7 +35,7 @@ from fmbuild.evidence.cache import CacheEntry, RunCache
 from fmbuild.evidence.capture import tail_lines
 from fmbuild.evidence.claims import Claim, Verdict, check_claim, check_presence
 from fmbuild.evidence.contract import ModuleSpec
-from fmbuild.evidence.devices import GpuInfo, module_device
+from fmbuild.evidence.devices import GpuInfo, cluster_device, module_device
 from fmbuild.evidence.fingerprint import cache_key, environment, file_identity, inputs_hash
 from fmbuild.evidence.env_policy import pass_env_problem
 from fmbuild.evidence.install_hints import missing_reason
@@ -126,6 +126,7 @@ class Result:
     scale: str = "full"
     seed: int = 0
     run_dir: Path | None = None
+    node: str = ""  # where it ran, when not on this machine (a Ray node)
     artifacts: list[str] = field(default_factory=list)
     record: str = ""  # what happened to the committed record with --record
     not_passed: list[str] = field(default_factory=list)  # declared variables the project did not pass
@@ -144,7 +145,7 @@ class Result:
             "claims": [c.as_dict() for c in self.claims], "metrics": self.metrics,
             "returncode": self.returncode, "log_tail": self.log_tail, "inputs_hash": self.inputs_hash,
             "environment": self.environment, "date": self.date, "artifacts": self.artifacts,
-            "record": self.record, "env_not_passed": self.not_passed,
+            "record": self.record, "env_not_passed": self.not_passed, "node": self.node or "local",
         }
 
 
@@ -167,6 +168,8 @@ class RunnerOptions:
     pass_env: tuple[str, ...] = ()  # host variables the project or verifier lets in ([evidence] pass_env, --pass-env)
     max_metrics_bytes: int = 16 * MB  # largest metrics.json read back
     cache_key_file: Path | None = None  # the per-user MAC key of the cache (default: outside the repository)
+    # `verify --executor ray`: runs go to a cluster (`ray_dispatch.RayDispatch`); None runs them here.
+    dispatch: Any = None
 
 
 def utc_now() -> str:
@@ -247,7 +250,10 @@ class Runner:
         spec = job.spec
         if spec.errors:
             return Result(status="error", reason="; ".join(spec.errors), **base)
-        device, why = module_device(job.declared_device(), o.host_device, o.device_choice)
+        if o.dispatch is not None:
+            device, why = cluster_device(job.declared_device(), o.dispatch.gpus(), o.device_choice)
+        else:
+            device, why = module_device(job.declared_device(), o.host_device, o.device_choice)
         if device is None:
             return Result(status="skipped", reason=why, **base)
         missing = [r for r in spec.requires if not _importable(r)]
@@ -265,15 +271,7 @@ class Runner:
         if env_files:  # a different model file is a different experiment
             env["files"] = {variable: file_identity(path) for variable, path in env_files}
         timeout = self._timeout(job)
-        key = cache_key(digest, env, device, o.scale, o.seed, run={
-            "module": spec.name, "timeout": timeout, "cell_timeout": o.cell_timeout,
-            "limits": [o.limits.memory_mb, o.limits.max_processes, o.limits.max_file_mb, o.limits.max_log_bytes,
-                       o.limits.max_output_mb],
-            "max_metrics_bytes": o.max_metrics_bytes,
-            "isolation": o.executor.name, "passed_env": sorted(v for v, _p in env_files),
-            # thread counts, locale and GPU selection reach the run and can move its numbers
-            "environ": {k: os.environ[k] for k in ENV_PASSTHROUGH if k in os.environ},
-        })
+        key = self._key(spec.name, digest, env, device, timeout, env_files, o.executor.name)
         common = dict(inputs_hash=digest, key=key, environment=env, device=device, not_passed=not_passed, **base)
 
         if o.use_cache:
@@ -292,6 +290,19 @@ class Runner:
                 return result
 
         return self._execute(job, device, env_files, common, timeout)
+
+    def _key(self, module: str, digest: str, env: dict[str, Any], device: str, timeout: int,
+             env_files: list[tuple[str, Path]], isolation: str) -> str:
+        o = self.o
+        return cache_key(digest, env, device, o.scale, o.seed, run={
+            "module": module, "timeout": timeout, "cell_timeout": o.cell_timeout,
+            "limits": [o.limits.memory_mb, o.limits.max_processes, o.limits.max_file_mb, o.limits.max_log_bytes,
+                       o.limits.max_output_mb],
+            "max_metrics_bytes": o.max_metrics_bytes,
+            "isolation": isolation, "passed_env": sorted(v for v, _p in env_files),
+            # thread counts, locale and GPU selection reach the run and can move its numbers
+            "environ": {k: os.environ[k] for k in ENV_PASSTHROUGH if k in os.environ},
+        })
 
     def _timeout(self, job: Job) -> int:
         return self.o.timeout_override or job.timeout(self.o.default_timeout)
@@ -367,8 +378,12 @@ class Runner:
                  timeout: int) -> Result:
         work = self.o.state_dir / "work" / f"{job.spec.name}-{uuid.uuid4().hex[:8]}"
         work.mkdir(parents=True)
-        with _folder_lock(work):  # held while the folder is in use: the sweep leaves it alone
-            return self._execute_in(job, device, env_files, common, timeout, work)
+        try:
+            with _folder_lock(work):  # held while the folder is in use: the sweep leaves it alone
+                return self._execute_in(job, device, env_files, common, timeout, work)
+        except BaseException:  # interrupted: a half-finished run leaves nothing behind
+            shutil.rmtree(work, ignore_errors=True)
+            raise
 
     def _execute_in(self, job: Job, device: str, env_files: list[tuple[str, Path]], common: dict[str, Any],
                     timeout: int, work: Path) -> Result:
@@ -389,21 +404,29 @@ class Runner:
             ro_files=[p for _, p in env_files],
             devices=list(o.gpu.device_nodes) if device == "cuda" else [],
         )
-        isolation = o.executor.describe(limits, gpu=device == "cuda")
-        if device == "cuda":
-            with self._gpu_lock:
-                done = o.executor.run(launch, limits)
+        replacements: dict[str, str] = {}
+        problems: list[safe_read.OutputFile] = []
+        if o.dispatch is not None:
+            remote = self._run_remote(job, launch, limits, device, env_files, common, out_dir)
+            if isinstance(remote, Result):
+                return remote
+            done, isolation, replacements, problems = remote.done, remote.isolation_text, remote.replacements, remote.problems
         else:
-            done = o.executor.run(launch, limits)
+            isolation = o.executor.describe(limits, gpu=device == "cuda")
+            if device == "cuda":
+                with self._gpu_lock:
+                    done = o.executor.run(launch, limits)
+            else:
+                done = o.executor.run(launch, limits)
 
-        log_text = self._clean_log(done.log.decode("utf-8", "replace"), out_dir, tmp_dir)
+        log_text = self._clean_log(done.log.decode("utf-8", "replace"), out_dir, tmp_dir, replacements)
         if done.log_truncated:
             log_text += f"\n[fmbuild: the run printed {done.log_total_bytes} bytes; kept {len(done.log)}]\n"
         for variable in common.get("not_passed", []):
             log_text += (f"[fmbuild: {variable} is declared by the module but was not passed: only what fmbuild.toml "
                          "[evidence] pass_env or --pass-env allows enters a sandbox, never a credential]\n")
         shutil.rmtree(tmp_dir, ignore_errors=True)
-        outputs = list(safe_read.walk(out_dir))
+        outputs = sorted([*safe_read.walk(out_dir), *problems], key=lambda item: item.rel)
         for item in outputs:
             if item.problem:
                 log_text += f"[fmbuild: output {item.rel} not read, copied or listed: it is {item.problem}]\n"
@@ -449,9 +472,41 @@ class Runner:
                 result.record = f"not written: the run {result.status}"
         return result
 
-    def _clean_log(self, text: str, out_dir: Path, tmp_dir: Path) -> str:
+    def _run_remote(self, job: Job, launch: Launch, limits: Limits, device: str, env_files: list[tuple[str, Path]],
+                    common: dict[str, Any], out_dir: Path) -> Any:
+        """Run on the cluster; returns the `RemoteRun`, or the final `Result` when no run came back.
+        The outputs land in `out_dir`; the cache key follows the isolation and GPU the worker used."""
+        from fmbuild.evidence.parcel import ParcelError, unpack_outputs
+
+        spec = job.spec
+        venv = sys.prefix if sys.prefix != sys.base_prefix else None
+        remote = self.o.dispatch.run(spec, common["inputs_hash"], launch, limits, device, dict(env_files),
+                                     sys.executable, venv)
+        if remote.failure:
+            result = Result(status=remote.status, reason=remote.failure, node=remote.node,
+                            duration_s=remote.done.duration_s, **common)
+            if self.o.record and self.o.scale == "full":
+                result.record = f"not written: the run {result.status}"
+            return result
+        try:
+            unpack_outputs(remote.outputs, out_dir)
+        except (ParcelError, OSError) as exc:
+            return Result(status="error", reason=f"the worker's outputs could not be taken in: {exc}", node=remote.node,
+                          **common)
+        env = common["environment"]
+        if device == "cuda" and remote.gpu:
+            env["gpu"] = remote.gpu
+        worker_env = {k: v for k, v in remote.environment.items() if env.get(k) != v}
+        if worker_env:  # named in the record: the numbers came from another Python or other packages
+            env["worker"] = {"node": remote.node, **worker_env}
+        common["key"] = self._key(spec.name, common["inputs_hash"], env, device, int(limits.timeout_s), env_files,
+                                  remote.isolation)
+        common["node"] = remote.node
+        return remote
+
+    def _clean_log(self, text: str, out_dir: Path, tmp_dir: Path, extra: dict[str, str] | None = None) -> str:
         replacements = {str(out_dir): "$FMBUILD_OUT", str(tmp_dir): "$TMPDIR", SANDBOX_OUT: "$FMBUILD_OUT",
-                        str(self.o.project_root): "."}
+                        str(self.o.project_root): ".", **(extra or {})}
         home = str(Path.home())
         if home not in ("/", ""):
             replacements[home] = "~"

@@ -114,7 +114,8 @@ class SeedsResult(Result):
         data["flaky"] = [c.metric for c in self.flaky]  # claims that hold on some seeds only
         data["runs"] = {
             str(seed): {"status": r.status, "reason": r.reason, "cached": r.cached,
-                        "duration_s": round(r.duration_s, 3), "metrics": r.metrics, "date": r.date}
+                        "duration_s": round(r.duration_s, 3), "metrics": r.metrics, "date": r.date,
+                        "node": r.node or "local"}
             for seed, r in self.runs.items()
         }
         return data
@@ -172,6 +173,7 @@ def merge(job: Job, seeds: list[int], runs: dict[int, Result], scale: str) -> Se
     fields.update(
         claims=[], duration_s=sum(r.duration_s for r in runs.values()),
         cached=all(r.cached for r in runs.values()), record="",
+        node=", ".join(dict.fromkeys(r.node for r in runs.values() if r.node)),
     )
     result = SeedsResult(**fields, seeds=list(seeds), runs=dict(runs))
     label = len(seeds) > 1
