@@ -269,3 +269,25 @@ def test_unwritable_output_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(BuildError) as info:
         build(root, output=blocker / "site")  # its parent is a file: nothing can be written
     assert info.value.exit_code == 2 and "a-file" in str(info.value)
+
+
+def test_someone_elses_vault_builds_with_its_findings_reported(tmp_path: Path) -> None:
+    """A vault without fmbuild.toml is built as Obsidian Publish would: a broken link is reported,
+    not a refusal. --strict refuses, and the Field Manual's own build stays strict."""
+    vault = tmp_path / "their vault"
+    vault.mkdir()
+    (vault / "Home.md").write_text("# Home\n\nSee [[Missing page]] and [[Other]].\n")
+    (vault / "Other.md").write_text("# Other\n\nBack to [[Home]].\n")
+    result = CliRunner().invoke(cli, ["build", "--vault", str(vault), "--output", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "Home.md:3:5: error[link-broken]" in result.output
+    assert ("notice: built with 1 error(s) and 0 other finding(s) of check reported above: this vault has no "
+            "fmbuild.toml, so they do not stop the build (--strict makes them)") in result.output
+    home = (tmp_path / "out" / "Home" / "index.html").read_text(encoding="utf-8")
+    assert 'href="../Other/"' in home and "Missing page" in home
+    strict = CliRunner().invoke(cli, ["build", "--vault", str(vault), "--output", str(tmp_path / "out2"), "--strict"])
+    assert strict.exit_code == 1 and "check found 1 error(s): fix them, then build again" in strict.output
+    own = copy_fixture(tmp_path / "p")
+    (own / "vault" / "broken.md").write_text("---\ntitle: Broken\n---\n\n[[Nowhere at all]]\n")
+    refused = run_cli(own, "--output", "public")
+    assert refused.exit_code == 1 and "check found" in refused.output

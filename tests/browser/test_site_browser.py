@@ -202,6 +202,54 @@ def test_evidence_report_sorts(watch: Watch, site_url: str) -> None:
     watch.assert_clean()
 
 
+def test_tables_stay_readable(watch: Watch, site_url: str) -> None:
+    """The matrix keeps its headings in view when scrolled in its own box, technique names wrap
+    by words, and the evidence report keeps each run's isolation and environment folded."""
+    page = watch.page
+    page.set_viewport_size({"width": 700, "height": 600})  # narrow: the matrix must scroll sideways
+    page.goto(urljoin(site_url, "coverage/"))
+    wrap = page.locator(".fm-matrix-wrap")
+    page.evaluate("document.querySelector('.fm-matrix tbody th').innerHTML += ' Adversarial Examples Everywhere'")
+    geometry = page.evaluate("""() => {
+        const wrap = document.querySelector('.fm-matrix-wrap');
+        const table = wrap.querySelector('table');
+        // A manual's worth of cells: more columns and rows than the box holds, so it must scroll.
+        for (const tr of table.querySelectorAll('tr')) {
+            const last = tr.lastElementChild;
+            for (let i = 0; i < 40; i++) tr.appendChild(last.cloneNode(true));
+        }
+        const body = table.querySelector('tbody'), row = body.lastElementChild;
+        for (let i = 0; i < 60; i++) body.appendChild(row.cloneNode(true));
+        wrap.scrollTop = 400; wrap.scrollLeft = 600;
+        const box = wrap.getBoundingClientRect();
+        const head = wrap.querySelector('thead th:nth-child(2)').getBoundingClientRect();
+        const first = wrap.querySelector('tbody tr th').getBoundingClientRect();
+        const style = getComputedStyle(wrap.querySelector('tbody th'));
+        return {scrolled: wrap.scrollTop > 0 && wrap.scrollLeft > 0, boxTop: box.top, headTop: head.top,
+                boxLeft: box.left, firstLeft: first.left, width: first.width,
+                lineHeight: parseFloat(style.lineHeight) || 16, height: first.height};
+    }""")
+    assert wrap.count() == 1 and geometry["scrolled"], geometry
+    assert abs(geometry["headTop"] - geometry["boxTop"]) < 2, geometry  # the header row stays on top
+    assert abs(geometry["firstLeft"] - geometry["boxLeft"]) < 2, geometry  # the technique column stays left
+    assert geometry["width"] > 150 and geometry["height"] < 6 * geometry["lineHeight"], geometry  # words, not letters
+    watch.shot("coverage-scrolled")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(urljoin(site_url, "evidence/"))
+    headers = page.locator("table.fm-report thead th").all_inner_texts()
+    assert [h.strip() for h in headers] == ["Module", "Status", "Claims met", "Duration (s)", "Device", "Date", "Notes", "Run"]
+    details = page.locator("table.fm-report details.fm-run-details").first
+    assert details.get_attribute("open") is None
+    isolation = details.locator("dd").first
+    assert not isolation.is_visible()
+    row = page.locator("table.fm-report tbody tr").first.bounding_box()
+    assert row is not None and row["height"] < 90, row  # one module is a row, not a screen
+    details.locator("summary").click()
+    assert isolation.is_visible() and isolation.inner_text().strip()
+    watch.shot("evidence-report-details")
+    watch.assert_clean()
+
+
 def test_edition_banner_links_back(watch: Watch, site_url: str) -> None:
     page = watch.page
     page.goto(urljoin(site_url, "editions/2026.1/"))

@@ -47,8 +47,11 @@ def command(strict: bool, output: Path | None, vault_dir: Path | None, fresh: bo
         config, vault = loading.load_project(vault=vault_dir)  # records changed: read again
 
     say = (lambda _m: None) if quiet else (lambda m: echo(m, err=True))
+    # Someone else's vault (no fmbuild.toml) is built with its findings reported, as Obsidian
+    # Publish and Quartz build it; the Field Manual's own build, or --strict, refuses on them.
+    enforce = config is not None or strict
     try:
-        report = build_site(config, vault, BuildOptions(output=output, strict=strict), log=say)
+        report = build_site(config, vault, BuildOptions(output=output, strict=strict, fail_on_check=enforce), log=say)
     except BuildError as exc:
         if exc.diagnostics:
             echo(render(exc.diagnostics, "text", prefix=_prefix(vault.root)), err=True)
@@ -61,6 +64,11 @@ def command(strict: bool, output: Path | None, vault_dir: Path | None, fresh: bo
         echo(f"mkdocs: warning: {message}", err=True)
     for notice in report.notices:
         echo(f"notice: {notice}", err=True)
+    if not enforce and report.diagnostics:
+        errors = sum(1 for d in report.diagnostics if d.severity.value == "error")
+        echo(f"notice: built with {errors} error(s) and {len(report.diagnostics) - errors} other finding(s) of check "
+             "reported above: this vault has no fmbuild.toml, so they do not stop the build (--strict makes them)",
+             err=True)
     t = report.timings
     say(
         f"built {report.pages} pages into {report.output} in {t.get('total', 0):.1f} s "

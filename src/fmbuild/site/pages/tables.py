@@ -99,7 +99,7 @@ def report_page(ctx: SiteContext) -> Page:
     rows = [
         '<table class="fm-report fm-sortable">',
         ("<thead><tr><th>Module</th><th>Status</th><th>Claims met</th><th data-sort=\"number\">Duration (s)</th>"
-         "<th>Device</th><th>Isolation</th><th>Date</th><th>Notes</th></tr></thead>"),
+         "<th>Device</th><th>Date</th><th>Notes</th><th>Run</th></tr></thead>"),
         "<tbody>",
     ]
     for m in modules:
@@ -118,13 +118,28 @@ def report_page(ctx: SiteContext) -> Page:
             f"<td>{f'{met} / {total}' if rec is not None else ''}</td>"
             f'<td data-value="{html.escape(duration)}">{html.escape(duration)}</td>'
             f"<td>{html.escape(str(rec.device)) if rec else ''}</td>"
-            f"<td>{html.escape(str(rec.isolation)) if rec else ''}</td>"
             f"<td>{html.escape(str(rec.date)) if rec else ''}</td>"
-            f"<td>{notes}</td></tr>"
+            f"<td>{notes}</td><td>{_run_details(rec)}</td></tr>"
         )
     rows += ["</tbody>", "</table>"]
     lines += ["\n".join(rows), ""]
     return Page(page, "Evidence report", "\n".join(lines), {"hide": ["toc"]})
+
+
+def _run_details(rec: object) -> str:
+    """Isolation and environment of a record, folded: on demand, not a screen per row."""
+    if rec is None:
+        return ""
+    env = getattr(rec, "environment", None)
+    env = env if isinstance(env, dict) else {}
+    packages = env.get("packages") if isinstance(env.get("packages"), dict) else {}
+    items = [("isolation", str(getattr(rec, "isolation", "") or "")),
+             ("python", " ".join(str(env[k]) for k in ("python", "implementation", "platform") if env.get(k))),
+             ("packages", ", ".join(f"{k} {v}" for k, v in sorted(packages.items())) or "none")]
+    if isinstance(env.get("worker"), dict):
+        items.append(("worker", ", ".join(f"{k}: {v}" for k, v in env["worker"].items())))
+    body = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in items)
+    return f'<details class="fm-run-details"><summary>isolation, environment</summary><dl class="fm-run">{body}</dl></details>'
 
 
 def tag_pages(ctx: SiteContext) -> list[Page]:
