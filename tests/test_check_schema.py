@@ -195,3 +195,17 @@ def test_plain_vault_gets_structural_checks_only(fmbuild, write_files) -> None:
     vault = write_files({"n.md": "---\nmaturity: whatever\ntags: [anything/goes]\n---\n<script>x</script> [[gone]]\n"})
     result = fmbuild("check", "--vault", str(vault), "--format", "json", "--no-cache")
     assert [d["code"] for d in json.loads(result.stdout)] == ["link-broken"]
+
+
+def test_both_owasp_llm_editions_are_cited_unambiguously(fmbuild, fixture_vault) -> None:
+    """2026 renumbered the list: its IDs keep their year, a bare ID is the 2025 edition."""
+    text = edit(TECHNIQUE, "atlas: [AML.T0043]",
+                "atlas: [AML.T0043]\nowasp_llm: [LLM06, LLM03:2026, 'LLM08:2026']")
+    project = with_note(fixture_vault, "techniques/t.md", text)
+    assert check(fmbuild, project) == []
+    for ids, fragment in (("[LLM05:2024]", "owasp_llm: LLM05:2024 is not in OWASP Top 10 for LLM Applications 2025 or 2026"),
+                          ("[llm03:2026]", "write 'llm03:2026' in capitals: LLM03:2026")):
+        text = edit(TECHNIQUE, "atlas: [AML.T0043]", f"atlas: [AML.T0043]\nowasp_llm: {ids}")
+        (project / "vault" / "techniques" / "t.md").write_text(text, encoding="utf-8")
+        found = check(fmbuild, project)
+        assert len(found) == 1 and fragment in found[0][4], found

@@ -15,7 +15,7 @@ DATA = Path(frameworks.__file__).parent / "data"
 
 
 def test_versions_name_the_release_each_list_was_read_from() -> None:
-    assert frameworks.versions() == {"atlas": "5.6.0", "owasp-llm": "2025", "owasp-ml": "2023"}
+    assert frameworks.versions() == {"atlas": "5.6.0", "owasp-llm": "2025", "owasp-llm-2026": "2026", "owasp-ml": "2023"}
     for fw in frameworks.frameworks().values():
         assert fw.source.strip()
 
@@ -155,3 +155,17 @@ def test_build_script_reads_a_full_atlas_yaml_shape() -> None:
     assert doc["entries"][2]["url"] == "https://atlas.mitre.org/techniques/AML.T0001.000"
     with pytest.raises(build_atlas.AtlasFormatError):
         build_atlas.convert({**data, "matrices": [{**data["matrices"][0], "techniques": [{"id": "AML.T2", "name": "x", "subtechnique-of": "AML.T9"}]}]}, "t")
+
+
+def test_the_2026_owasp_llm_edition_ships_beside_2025_with_its_own_ids() -> None:
+    llm_2026 = list(frameworks.entries(frameworks.OWASP_LLM_2026))
+    assert [e.id for e in llm_2026] == [f"LLM{i:02d}:2026" for i in range(1, 11)]
+    # Renumbered: the same risk under two IDs, one per edition, and never the same ID twice.
+    assert frameworks.lookup("LLM06").name == frameworks.lookup("LLM03:2026").name == "Excessive Agency"
+    assert frameworks.lookup("LLM06:2025") == frameworks.lookup("LLM06")
+    assert frameworks.lookup("LLM08:2026").name == "Hidden Context Exposure"
+    assert frameworks.lookup("LLM07").name == "System Prompt Leakage"
+    assert frameworks.framework_of("LLM03:2026") == "owasp-llm-2026"
+    assert frameworks.lookup("LLM11:2026") is None
+    assert [e.id for e in frameworks.suggest("LLM11:2026")][:1] == ["LLM10:2026"]
+    assert {e.id for e in llm_2026}.isdisjoint(e.id for e in frameworks.entries(frameworks.OWASP_LLM))

@@ -90,7 +90,7 @@ def test_nodes_of_every_kind_with_their_attributes(project: Path) -> None:
     assert entry["tactics"] == ["AML.TA0001"]
     assert graph.nodes["LLM04"]["framework"] == "owasp-llm"  # written 'LLM04:2025' in the note
     assert "AML.T9999" not in graph  # unknown IDs make no node (check reports them)
-    assert graph.graph["frameworks"] == {"atlas": "5.6.0", "owasp-llm": "2025", "owasp-ml": "2023"}
+    assert graph.graph["frameworks"] == {"atlas": "5.6.0", "owasp-llm": "2025", "owasp-llm-2026": "2026", "owasp-ml": "2023"}
 
 
 def test_every_edge_type_from_the_fixture(project: Path) -> None:

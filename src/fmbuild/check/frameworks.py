@@ -1,7 +1,8 @@
 """Framework IDs in frontmatter: well-formed, of the right kind, and in the shipped lists.
 
 `atlas` holds MITRE ATLAS technique IDs (`AML.T0043`, `AML.T0043.003`), `atlas_mitigations`
-ATLAS mitigation IDs (`AML.M0014`), `owasp_llm` OWASP LLM Top 10 IDs (`LLM01`…`LLM10`) and
+ATLAS mitigation IDs (`AML.M0014`), `owasp_llm` OWASP LLM Top 10 IDs (`LLM01`…`LLM10` or
+`LLM01:2025` for the 2025 edition, `LLM01:2026`…`LLM10:2026` for the renumbered 2026 one) and
 `owasp_ml` OWASP ML Top 10 IDs (`ML01`…`ML10`). An ID of the right shape that the shipped list
 lacks is reported with the list's version, so a stale list is visible as such.
 """
@@ -30,7 +31,8 @@ class IdField:
 FIELDS = (
     IdField("atlas", frameworks.ATLAS, "technique", re.compile(r"AML\.T\d{4}(?:\.\d{3})?"), "AML.T0043 or AML.T0043.003"),
     IdField("atlas_mitigations", frameworks.ATLAS, "mitigation", re.compile(r"AML\.M\d{4}"), "AML.M0014"),
-    IdField("owasp_llm", frameworks.OWASP_LLM, "risk", re.compile(r"LLM(?:0[1-9]|10)(?::\d{4})?"), "LLM01"),
+    IdField("owasp_llm", frameworks.OWASP_LLM, "risk", re.compile(r"LLM(?:0[1-9]|10)(?::\d{4})?"),
+            "LLM01 or LLM01:2025 (2025 edition), LLM01:2026 (2026 edition)"),
     IdField("owasp_ml", frameworks.OWASP_ML, "risk", re.compile(r"ML(?:0[1-9]|10)(?::\d{4})?"), "ML05"),
 )
 
@@ -38,6 +40,7 @@ _FIELD_FOR_KIND = {
     (frameworks.ATLAS, "technique"): "atlas",
     (frameworks.ATLAS, "mitigation"): "atlas_mitigations",
     (frameworks.OWASP_LLM, "risk"): "owasp_llm",
+    (frameworks.OWASP_LLM_2026, "risk"): "owasp_llm",
     (frameworks.OWASP_ML, "risk"): "owasp_ml",
 }
 
@@ -74,7 +77,10 @@ def _check_field(note: Note, spec: IdField, value: Any) -> Iterator[Diagnostic]:
             continue
         fw = frameworks.frameworks()[spec.framework]
         if entry is None:
-            message = f"{spec.name}: {raw} is not in {fw.title} {fw.version}"
+            editions = fw.version
+            if spec.framework == frameworks.OWASP_LLM:  # the field holds both shipped editions
+                editions += f" or {frameworks.frameworks()[frameworks.OWASP_LLM_2026].version}"
+            message = f"{spec.name}: {raw} is not in {fw.title} {editions}"
             close = frameworks.suggest(raw)
             if close:
                 message += f"; did you mean {close[0].id} ({close[0].name})?"
@@ -92,7 +98,7 @@ def _kind_message(spec: IdField, raw: str, entry: frameworks.Entry) -> str:
 
 def _shape_message(spec: IdField, raw: str) -> str:
     other = frameworks.framework_of(raw)
-    if other is not None and other != spec.framework:
+    if other is not None and other != spec.framework and _FIELD_FOR_KIND.get((other, spec.kind)) != spec.name:
         return f"{spec.name}: {raw} is an ID of another framework ({other}); this field holds {spec.example}"
     if raw.upper() != raw and spec.shape.fullmatch(raw.upper()):
         return f"{spec.name}: write {raw!r} in capitals: {raw.upper()}"

@@ -1,9 +1,13 @@
 """The shipped framework reference lists and the look-ups over them.
 
-Three lists ship as package data (`frameworks/data/*.json`), each with the framework version it
+Four lists ship as package data (`frameworks/data/*.json`), each with the framework version it
 was read from: MITRE ATLAS (tactics, techniques, sub-techniques, mitigations), the OWASP Top 10
-for LLM Applications 2025 and the OWASP Machine Learning Security Top 10 2023. They are loaded
-once per process.
+for LLM Applications 2025 and 2026 (renumbered between the two) and the OWASP Machine Learning
+Security Top 10 2023. They are loaded once per process.
+
+The two OWASP LLM editions never share an ID: a 2026 entry's canonical ID carries its year
+(`LLM03:2026`, Excessive Agency), while `LLM06` and `LLM06:2025` name the 2025 entry (Excessive
+Agency there too), as the notes written before 2026 cite it.
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ from typing import Any
 
 ATLAS = "atlas"
 OWASP_LLM = "owasp-llm"
+OWASP_LLM_2026 = "owasp-llm-2026"
 OWASP_ML = "owasp-ml"
 
 # framework key -> data file under frameworks/data/
 DATA_FILES: dict[str, str] = {
     ATLAS: "atlas.json",
     OWASP_LLM: "owasp-llm-2025.json",
+    OWASP_LLM_2026: "owasp-llm-2026.json",
     OWASP_ML: "owasp-ml-2023.json",
 }
 
@@ -32,6 +38,7 @@ KINDS = ("technique", "mitigation", "tactic", "risk")
 # ID shapes. OWASP IDs may carry their list's year ('LLM01:2025'), as OWASP writes them.
 _SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = (
     (ATLAS, re.compile(r"AML\.(?:TA\d{4}|T\d{4}(?:\.\d{3})?|M\d{4})")),
+    (OWASP_LLM_2026, re.compile(r"LLM\d{2}:2026")),  # before the 2025 shape, which takes any year
     (OWASP_LLM, re.compile(r"LLM\d{2}(?::\d{4})?")),
     (OWASP_ML, re.compile(r"ML\d{2}(?::\d{4})?")),
 )
@@ -44,9 +51,9 @@ class ReferenceDataError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    id: str  # canonical: 'AML.T0043', 'AML.T0043.003', 'AML.M0014', 'AML.TA0001', 'LLM01', 'ML05'
+    id: str  # canonical: 'AML.T0043', 'AML.T0043.003', 'AML.M0014', 'AML.TA0001', 'LLM01', 'LLM01:2026', 'ML05'
     name: str
-    framework: str  # 'atlas' | 'owasp-llm' | 'owasp-ml'
+    framework: str  # 'atlas' | 'owasp-llm' | 'owasp-llm-2026' | 'owasp-ml'
     kind: str  # 'technique' | 'mitigation' | 'tactic' | 'risk'
     tactics: tuple[str, ...]  # ATLAS tactic IDs (a sub-technique inherits its parent's)
     url: str
@@ -109,7 +116,8 @@ def frameworks() -> dict[str, Framework]:
 
 
 def versions() -> dict[str, str]:
-    """{'atlas': '5.6.0', 'owasp-llm': '2025', 'owasp-ml': '2023'}: the release each list was read from."""
+    """{'atlas': '5.6.0', 'owasp-llm': '2025', 'owasp-llm-2026': '2026', 'owasp-ml': '2023'}: the
+    release each list was read from."""
     return {key: fw.version for key, fw in frameworks().items()}
 
 
@@ -175,7 +183,7 @@ def _guess_framework(raw: str) -> str | None:
     if value.startswith("AML"):
         return ATLAS
     if value.startswith("LLM"):
-        return OWASP_LLM
+        return OWASP_LLM_2026 if value.endswith(":2026") else OWASP_LLM
     if value.startswith("ML"):
         return OWASP_ML
     return None

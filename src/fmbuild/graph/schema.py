@@ -36,7 +36,7 @@ GRAPH_SCHEMA: dict[str, Any] = {
                     "evidence_detail": {"type": "string"},
                     "verified_basis": {"enum": ["record", "maturity"]},
                     "exists": {"type": "boolean"},
-                    "framework": {"enum": ["atlas", "owasp-llm", "owasp-ml"]},
+                    "framework": {"enum": ["atlas", "owasp-llm", "owasp-llm-2026", "owasp-ml"]},
                     "kind": {"enum": ["technique", "mitigation", "tactic", "risk"]},
                     "label": {"type": "string"},
                     "url": {"type": "string", "format": "uri"},
