@@ -250,6 +250,35 @@ def test_tables_stay_readable(watch: Watch, site_url: str) -> None:
     watch.assert_clean()
 
 
+def test_link_previews_show_the_target_page_text(watch: Watch, site_url: str) -> None:
+    page = watch.page
+    page.goto(urljoin(site_url, "techniques/evasion/"))
+    link = page.locator("article.md-content__inner a[href*='patterns/']").first
+    href = link.get_attribute("href")
+    assert href, "the technique page links to no pattern"
+    link.hover()
+    tip = page.locator(".fm-preview")
+    tip.wait_for(state="visible", timeout=5000)
+    title = tip.locator(".fm-preview__title").inner_text().strip()
+    text = tip.locator(".fm-preview__text").inner_text().strip()
+    target = watch.context.new_page()
+    target.goto(urljoin(page.url, href))
+    assert title == target.locator("article h1").first.inner_text().replace("\u00b6", "").strip()
+    assert len(text) >= 20 and text.split()[0] in target.locator("article").inner_text()
+    target.close()
+    assert link.get_attribute("aria-describedby") == "fm-preview"
+    watch.shot("link-preview")
+    page.mouse.move(5, 5)
+    tip.wait_for(state="hidden", timeout=5000)
+    # Keyboard readers get it too, and Escape closes it.
+    link.focus()
+    tip.wait_for(state="visible", timeout=5000)
+    page.keyboard.press("Escape")
+    tip.wait_for(state="hidden", timeout=5000)
+    assert tip.locator("script, img, a").count() == 0  # text only
+    watch.assert_clean()
+
+
 def test_edition_banner_links_back(watch: Watch, site_url: str) -> None:
     page = watch.page
     page.goto(urljoin(site_url, "editions/2026.1/"))

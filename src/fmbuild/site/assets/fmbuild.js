@@ -1,5 +1,5 @@
-/* fmbuild: sortable tables and the Edition selector. No network access except versions.json,
-   read from this site itself. */
+/* fmbuild: sortable tables, the Edition selector and link previews. No network access except
+   versions.json and the pages a preview shows, read from this site itself. */
 (function () {
   "use strict";
 
@@ -71,9 +71,99 @@
     }).catch(function () { /* no versions.json: no selector */ });
   }
 
+  /* Link previews: hovering (or focusing) a link to another page of this site shows that page's
+     title and first paragraph, as Obsidian and Quartz readers expect. The page is fetched from
+     this site only, parsed inertly (DOMParser runs no script), and only its text is shown. */
+  var previews = {};
+  var tip = null, timer = null, shownFor = null;
+
+  function previewText(href) {
+    if (!previews[href]) {
+      previews[href] = fetch(href, { credentials: "same-origin" }).then(function (r) {
+        return r.ok ? r.text() : "";
+      }).then(function (html) {
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        var article = doc.querySelector("article.md-content__inner") || doc.querySelector("article");
+        if (!article) return null;
+        var h1 = article.querySelector("h1");
+        var para = null;
+        Array.prototype.some.call(article.querySelectorAll("p"), function (p) {
+          if (p.closest(".fm-meta, .admonition, details, table, nav")) return false;
+          var text = p.textContent.replace(/\s+/g, " ").trim();
+          if (text.length < 20) return false;
+          para = text;
+          return true;
+        });
+        return { title: h1 ? h1.textContent.replace(/\s+/g, " ").replace(/\u00b6$/, "").trim() : "", text: para || "" };
+      }).catch(function () { return null; });
+    }
+    return previews[href];
+  }
+
+  function hidePreview() {
+    clearTimeout(timer);
+    shownFor = null;
+    if (tip) tip.hidden = true;
+  }
+
+  function showPreview(link) {
+    var target = new URL(link.href, location.href);
+    var here = new URL(location.href);
+    target.hash = ""; here.hash = "";
+    if (target.origin !== location.origin || target.href === here.href) return;
+    clearTimeout(timer);
+    timer = setTimeout(function () {
+      shownFor = link;
+      previewText(target.href).then(function (data) {
+        if (shownFor !== link || !data || (!data.title && !data.text)) return;
+        if (!tip) {
+          tip = document.createElement("div");
+          tip.className = "fm-preview";
+          tip.setAttribute("role", "tooltip");
+          tip.id = "fm-preview";
+          document.body.appendChild(tip);
+        }
+        tip.textContent = "";
+        var title = document.createElement("strong");
+        title.className = "fm-preview__title";
+        title.textContent = data.title;
+        var text = document.createElement("p");
+        text.className = "fm-preview__text";
+        text.textContent = data.text.length > 320 ? data.text.slice(0, 317) + "..." : data.text;
+        tip.appendChild(title);
+        tip.appendChild(text);
+        var box = link.getBoundingClientRect();
+        tip.style.left = Math.max(8, Math.min(box.left + window.scrollX, window.scrollX + document.documentElement.clientWidth - 360)) + "px";
+        tip.style.top = (box.bottom + window.scrollY + 6) + "px";
+        tip.hidden = false;
+        link.setAttribute("aria-describedby", "fm-preview");
+      });
+    }, 250);
+  }
+
+  function linkPreviews() {
+    if (!window.fetch || !window.DOMParser) return;
+    var content = document.querySelector("article.md-content__inner");
+    if (!content) return;
+    content.addEventListener("mouseover", function (e) {
+      var link = e.target.closest && e.target.closest("a[href]");
+      if (link && !link.closest(".headerlink")) showPreview(link);
+    });
+    content.addEventListener("mouseout", function (e) {
+      var link = e.target.closest && e.target.closest("a[href]");
+      if (link && !link.contains(e.relatedTarget)) hidePreview();
+    });
+    content.addEventListener("focusin", function (e) {
+      if (e.target.matches && e.target.matches("a[href]")) showPreview(e.target);
+    });
+    content.addEventListener("focusout", hidePreview);
+    document.addEventListener("keydown", function (e) { if (e.key === "Escape") hidePreview(); });
+  }
+
   function init() {
     Array.prototype.forEach.call(document.querySelectorAll("table.fm-sortable"), makeSortable);
     versionSelector();
+    linkPreviews();
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
   else init();
