@@ -279,6 +279,32 @@ def test_link_previews_show_the_target_page_text(watch: Watch, site_url: str) ->
     watch.assert_clean()
 
 
+def test_atlas_matrix_places_a_technique_under_its_tactic(watch: Watch, site_url: str) -> None:
+    from fmbuild import frameworks
+
+    page = watch.page
+    page.goto(urljoin(site_url, "atlas-matrix/"))
+    headers = [h.split("\n")[0].strip() for h in page.locator("table.fm-atlas thead th").all_inner_texts()]
+    assert headers == [t.name for t in frameworks.entries(frameworks.ATLAS, "tactic")]
+    technique = frameworks.lookup("AML.T0043")  # the fixture's evasion note maps to it
+    for tactic in technique.tactics:
+        column = headers.index(frameworks.lookup(tactic).name) + 1
+        cell = page.locator(f"table.fm-atlas tbody td:nth-child({column}) .fm-atlas__cell",
+                            has=page.locator("a.fm-atlas__id", has_text="AML.T0043"))
+        assert cell.count() == 1
+        assert "fm-atlas--verified" in (cell.get_attribute("class") or "")  # adversarial training is verified
+        note = cell.locator(".fm-atlas__notes a")
+        assert note.inner_text() == "Evasion: FGSM against a digits classifier"
+    # Techniques the manual does not cover are there too, pale.
+    assert page.locator("table.fm-atlas .fm-atlas--uncovered").count() > 50
+    # The header row stays in view while the matrix scrolls in its own box.
+    top = page.evaluate("""() => { const w = document.querySelector('.fm-atlas-wrap'); w.scrollTop = 300;
+        return [w.getBoundingClientRect().top, w.querySelector('thead th').getBoundingClientRect().top]; }""")
+    assert abs(top[0] - top[1]) < 2, top
+    watch.shot("atlas-matrix")
+    watch.assert_clean()
+
+
 def test_edition_banner_links_back(watch: Watch, site_url: str) -> None:
     page = watch.page
     page.goto(urljoin(site_url, "editions/2026.1/"))

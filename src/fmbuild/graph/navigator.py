@@ -19,15 +19,12 @@ from typing import Any
 import networkx as nx
 
 from fmbuild import __version__, frameworks
-from fmbuild.graph.coverage import uncovered
-from fmbuild.graph.model import EdgeType, NodeType
-from fmbuild.graph.queries import controls_of
+from fmbuild.graph.atlas_coverage import COVERED, VERIFIED, covered
 from fmbuild.site.urls import page_url
 
 LAYER_VERSION = "4.5"
 NAVIGATOR_VERSION = "5.1.0"
 DOMAIN = "atlas-atlas"  # the domain MITRE's own ATLAS layers use
-VERIFIED, COVERED = 2, 1
 COLOURS = {VERIFIED: "#31a354", COVERED: "#fdd49e"}
 
 
@@ -39,22 +36,10 @@ def tactic_shortname(tactic_id: str) -> str:
 
 
 def layer(graph: nx.MultiDiGraph, site_url: str = "") -> dict[str, Any]:
-    not_verified = set(uncovered(graph))
     techniques: list[dict[str, Any]] = []
-    for node, attrs in sorted(graph.nodes(data=True)):
-        if attrs.get("type") != NodeType.FRAMEWORK or attrs.get("framework") != frameworks.ATLAS \
-                or attrs.get("kind") != "technique":
-            continue
-        notes = sorted(
-            source for source, _t, key in graph.in_edges(node, keys=True)
-            if key == EdgeType.MAPS_TO and graph.nodes[source].get("type") == NodeType.TECHNIQUE
-            and not graph.nodes[source].get("deprecated")
-        )
-        if not notes:
-            continue
-        score = VERIFIED if any(n not in not_verified for n in notes) else COVERED
-        controls = sorted({str(graph.nodes[c].get("title", c)) for n in notes for c, _ in controls_of(graph, n)
-                           if graph.nodes[c].get("verified")})
+    for node, cover in covered(graph).items():
+        notes, score = cover.notes, cover.score
+        controls = sorted({str(graph.nodes[c].get("title", c)) for c in cover.verified_controls})
         titles = [f"{graph.nodes[n].get('title', n)} ({graph.nodes[n].get('maturity', 'draft')})" for n in notes]
         comment = "Field Manual: " + "; ".join(titles)
         comment += ". Verified controls: " + ", ".join(controls) + "." if controls else ". No verified control yet."
@@ -70,7 +55,7 @@ def layer(graph: nx.MultiDiGraph, site_url: str = "") -> dict[str, Any]:
         if site_url:
             base = site_url.rstrip("/") + "/"
             entry["links"] = [{"label": str(graph.nodes[n].get("title", n)), "url": base + page_url(n)} for n in notes]
-        for tactic in attrs.get("tactics") or [None]:
+        for tactic in graph.nodes[node].get("tactics") or [None]:
             techniques.append({**entry, "tactic": tactic_shortname(tactic)} if tactic else dict(entry))
     return {
         "name": "MLSecOps Field Manual: ATLAS coverage",

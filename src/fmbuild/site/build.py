@@ -32,6 +32,7 @@ from fmbuild.site.pages import Page
 from fmbuild.site.pages.graph_page import graph_page
 from fmbuild.site.pages.note import note_page
 from fmbuild.site.pages.overview import growth_page, home_page
+from fmbuild.site.pages.atlas import atlas_page
 from fmbuild.site.pages.tables import coverage_page, report_page, tag_pages
 from fmbuild.site.staging import Staging
 from fmbuild.vault.model import Vault
@@ -186,7 +187,8 @@ def stage_pages(ctx: SiteContext, staging: Staging) -> list[Page]:
         )
     pages: list[Page] = [note_page(note, ctx) for note in ctx.published_notes()]
     editions, _problems = editions_mod.find_editions(ctx.editions_root)
-    pages += [home_page(ctx), coverage_page(ctx), graph_page(ctx), report_page(ctx), editions_mod.editions_page(editions)]
+    pages += [home_page(ctx), coverage_page(ctx), atlas_page(ctx), graph_page(ctx), report_page(ctx),
+              editions_mod.editions_page(editions)]
     if ctx.config and ctx.config.chapters:
         pages.append(growth_page(ctx))
     pages += tag_pages(ctx)

@@ -61,6 +61,7 @@ def nav(ctx: SiteContext) -> list[Any]:
     entries.append({
         "Manual": [
             {"Coverage matrix": urls.COVERAGE},
+            {"ATLAS matrix": urls.ATLAS_MATRIX},
             {"Graph": urls.GRAPH},
             {"Evidence report": urls.EVIDENCE_REPORT},
             {"Tags": urls.TAGS_INDEX},

@@ -24,6 +24,7 @@ def quote(path: str) -> str:
 HOME = "index.md"
 GROWTH_MAP = "growth-map.md"
 COVERAGE = "coverage.md"
+ATLAS_MATRIX = "atlas-matrix.md"
 GRAPH = "graph.md"
 EVIDENCE_REPORT = "evidence.md"
 TAGS_INDEX = "tags/index.md"
@@ -31,7 +32,7 @@ EDITIONS = "editions.md"
 ASSETS_DIR = "assets/fmbuild"
 RUNS_DIR = "runs"  # published evidence logs and artifacts: runs/<module>/...
 
-RESERVED_FILES = frozenset({HOME, GROWTH_MAP, COVERAGE, GRAPH, EVIDENCE_REPORT, EDITIONS})
+RESERVED_FILES = frozenset({HOME, GROWTH_MAP, COVERAGE, ATLAS_MATRIX, GRAPH, EVIDENCE_REPORT, EDITIONS})
 RESERVED_DIRS = ("tags/", "assets/", f"{RUNS_DIR}/", "editions/", "search/")
 
 

@@ -108,7 +108,8 @@ def home_page(ctx: SiteContext) -> Page:
     else:
         lines.append("No technique note yet.")
     coverage_link = urls.relative_md(page, urls.COVERAGE)
-    lines += ["", f"See the [coverage matrix]({coverage_link}) and the [graph]({urls.relative_md(page, urls.GRAPH)}).", ""]
+    lines += ["", f"See the [coverage matrix]({coverage_link}), the [ATLAS matrix]({urls.relative_md(page, urls.ATLAS_MATRIX)}) "
+              f"and the [graph]({urls.relative_md(page, urls.GRAPH)}).", ""]
 
     recent = sorted((n for n in notes if n.date("updated")), key=lambda n: (n.date("updated"), n.path), reverse=True)[:10]
     if recent:
