@@ -30,7 +30,10 @@ class LoopbackCluster:
         self.nodes, self.cpus, self.memory = nodes, cpus, memory_gib * 2**30
         self.temp = Path(f"/tmp/fmbr-{os.getpid()}-{_free_port()}")  # short: Ray's socket paths fit in 107 bytes
         self.procs: list[subprocess.Popen[bytes]] = []
-        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        # A home of its own: a token file a past Ray session left in ~/.ray would turn on token
+        # authentication in these nodes, which the clients (verify) do not use.
+        self.home = self.temp.with_name(self.temp.name + "-home")
+        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "HOME": str(self.home)}
 
     def _start(self, *args: str) -> None:
         assert RAY, "the ray command is not installed next to this Python"
@@ -41,6 +44,7 @@ class LoopbackCluster:
                                            stderr=subprocess.DEVNULL, start_new_session=True))
 
     def __enter__(self) -> str:
+        self.home.mkdir(parents=True, exist_ok=True)
         port = _free_port()
         address = f"127.0.0.1:{port}"
         try:
@@ -63,6 +67,7 @@ class LoopbackCluster:
             except subprocess.TimeoutExpired:
                 _signal_group(proc, signal.SIGKILL)
         shutil.rmtree(self.temp, ignore_errors=True)
+        shutil.rmtree(self.home, ignore_errors=True)
 
     def _wait_for(self, address: str, count: int, timeout: float = 120) -> None:
         probe = (f"import ray; ray.init(address={address!r}, logging_level='ERROR'); "
