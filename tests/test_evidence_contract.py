@@ -54,6 +54,8 @@ epochs = 3
         ("[env]\nlower = 'x'", "UPPER_CASE"),
         ("env = ['X']", "[env] must be a table"),
         ("params = 3", "[params] must be a table"),
+        ("cpus = 0", "cpus must be a positive whole number of CPUs"),
+        ("cpus = true", "cpus must be a positive whole number of CPUs"),
         ("surprise = 1", "unknown key 'surprise'"),
         ("title = [", "module.toml"),
     ],

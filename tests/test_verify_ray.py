@@ -301,6 +301,12 @@ def test_timeouts_gpu_modules_and_infeasible_asks_on_the_cluster(cluster: str, t
     big = _json(fmbuild(project, "verify", "ev-pass", "--format", "json", "--executor", "ray", "--ray-address", cluster,
                         timeout=120))["results"][0]
     assert big["status"] == "skipped" and big["reason"] == "no node of the Ray cluster offers 1 CPU, 16384 MB memory"
+    toml.write_text(toml.read_text().replace("memory_mb = 16384", "memory_mb = 1024"))
+    module_toml = project / "evidence" / "ev-pass" / "module.toml"
+    module_toml.write_text("cpus = 4\n" + module_toml.read_text())  # the nodes have one CPU each
+    wide = _json(fmbuild(project, "verify", "ev-pass", "--format", "json", "--executor", "ray", "--ray-address", cluster,
+                         timeout=120))["results"][0]
+    assert wide["status"] == "skipped" and wide["reason"] == "no node of the Ray cluster offers 4 CPU, 1024 MB memory"
 
 
 def test_ctrl_c_cancels_the_remote_runs_and_keeps_nothing(cluster: str, tmp_path: Path) -> None:

@@ -87,6 +87,7 @@ class ModuleSpec:
     title: str = ""
     device: str | None = None
     timeout: int | None = None
+    cpus: int = 1  # CPUs one run asks a cluster for (`verify --executor ray`)
     requires: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)  # variable -> what file it names (required)
     optional_env: dict[str, str] = field(default_factory=dict)  # passed and bound when set; never a skip
@@ -119,7 +120,7 @@ def read_module(path: Path) -> ModuleSpec:
             data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             errors.append(f"{MODULE_TOML}: {exc}")
-    known = {"title", "device", "timeout", "requires", "env", "optional_env", "inputs", "params"}
+    known = {"title", "device", "timeout", "cpus", "requires", "env", "optional_env", "inputs", "params"}
     for key in sorted(set(data) - known):
         errors.append(f"{MODULE_TOML}: unknown key {key!r} (known: {', '.join(sorted(known))})")
     title = data.get("title", "")
@@ -134,6 +135,10 @@ def read_module(path: Path) -> ModuleSpec:
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0):
         errors.append(f"{MODULE_TOML}: timeout must be a positive whole number of seconds")
         timeout = None
+    cpus = data.get("cpus", 1)
+    if isinstance(cpus, bool) or not isinstance(cpus, int) or cpus <= 0:
+        errors.append(f"{MODULE_TOML}: cpus must be a positive whole number of CPUs")
+        cpus = 1
     requires = _strings(data.get("requires", []), "requires", errors)
     for item in requires:
         if not re.match(r"^[A-Za-z_][A-Za-z0-9_.]*$", item):
@@ -155,6 +160,7 @@ def read_module(path: Path) -> ModuleSpec:
         title=title,
         device=device,
         timeout=timeout,
+        cpus=cpus,
         requires=tuple(requires),
         env=env,
         optional_env=optional_env,

@@ -3,7 +3,8 @@
 The runner does everything a run is judged by on the caller (selection, device, cache key, cache,
 claims, records); `RayDispatch.run` only replaces the step that executes the module: it ships the
 module's files and declared inputs (the content the cache key hashed), asks the cluster for what the
-run needs (one CPU, the run's memory limit, one GPU for a CUDA run, or a share of one with
+run needs (the CPUs its module.toml declares, one by default; the run's memory limit; one GPU for a
+CUDA run, or a share of one with
 `--gpu-jobs`), and brings back the log, the outputs and where it ran.
 
 Faults: Ray has no per-task timeout (ray-project/ray#18916), so the worker enforces the module's
@@ -146,7 +147,7 @@ class RayDispatch:
     def run(self, spec: ModuleSpec, digest: str, launch: Launch, limits: Limits, device: str,
             declared_files: dict[str, Path], python: str, venv: str | None) -> RemoteRun:
         ray = self.ray
-        needs = {"CPU": 1.0, "memory": float(limits.memory_mb * MB), "GPU": self.gpu_share if device == "cuda" else 0.0}
+        needs = {"CPU": float(spec.cpus), "memory": float(limits.memory_mb * MB), "GPU": self.gpu_share if device == "cuda" else 0.0}
         why = self.infeasible(needs)
         if why:
             return RemoteRun(_empty(), failure=why, status="skipped")
