@@ -305,6 +305,35 @@ def test_atlas_matrix_places_a_technique_under_its_tactic(watch: Watch, site_url
     watch.assert_clean()
 
 
+def test_local_graph_draws_the_notes_neighbours(watch: Watch, site_url: str) -> None:
+    page = watch.page
+    page.goto(urljoin(site_url, "techniques/evasion/"))
+    graph = page.locator(".fm-local-graph")
+    assert graph.count() == 1
+    centre = graph.locator(".fm-local-graph__node--centre")
+    assert centre.inner_text().strip() == "Evasion: FGSM against a digits classifier"
+    nodes = {n.inner_text().strip(): n for n in graph.locator("a.fm-local-graph__node").all()}
+    # Its neighbours by typed edge: the control that mitigates it, the playbook, the evidence module.
+    assert set(nodes) == {"Adversarial training", "Red-team playbook", "evidence/toy-evasion"}, set(nodes)
+    assert "fm-type--pattern" in (nodes["Adversarial training"].get_attribute("class") or "")
+    boxes = {name: n.bounding_box() for name, n in nodes.items()}
+    middle = centre.bounding_box()
+    assert boxes["Adversarial training"]["x"] > middle["x"] + middle["width"]  # controls to the right
+    assert boxes["evidence/toy-evasion"]["y"] > middle["y"] + middle["height"]  # modules and playbooks beneath
+    assert graph.locator("svg line").count() == 3
+    for name, box in boxes.items():  # legible: none overlaps another
+        for other, second in boxes.items():
+            if name < other:
+                apart = (box["x"] + box["width"] <= second["x"] or second["x"] + second["width"] <= box["x"]
+                         or box["y"] + box["height"] <= second["y"] or second["y"] + second["height"] <= box["y"])
+                assert apart, (name, other)
+    watch.shot("local-graph")
+    nodes["Adversarial training"].click()
+    page.wait_for_url("**/patterns/adversarial-training/")
+    assert page.locator(".fm-local-graph__node--centre").inner_text().strip() == "Adversarial training"
+    watch.assert_clean()
+
+
 def test_edition_banner_links_back(watch: Watch, site_url: str) -> None:
     page = watch.page
     page.goto(urljoin(site_url, "editions/2026.1/"))

@@ -11,6 +11,7 @@ from fmbuild import frameworks
 from fmbuild.graph import queries
 from fmbuild.graph.model import FRAMEWORK_FIELDS, MODULE_PREFIX
 from fmbuild.site import urls
+from fmbuild.site.pages.local_graph import local_graph
 from fmbuild.site.context import SiteContext
 from fmbuild.site.convert import docs_path, md_escape, title_of
 from fmbuild.site.evidence_view import ModuleEvidence, format_value
@@ -55,7 +56,8 @@ def note_page(note: Note, ctx: SiteContext) -> Page:
         parts += ["", f"## Steps run {{ #{ids.allocate('steps-run')} }}", "", steps]
     relations = _relations(note, page, ctx)
     if relations:
-        parts += ["", f"## Relations {{ #{ids.allocate('relations')} }}", "", relations]
+        drawn = local_graph(note, page, ctx)
+        parts += ["", f"## Relations {{ #{ids.allocate('relations')} }}", "", *([drawn, ""] if drawn else []), relations]
     backlinks = _backlinks(note, page, ctx)
     if backlinks:
         parts += ["", f"## Backlinks {{ #{ids.allocate('backlinks')} }}", "", backlinks]
