@@ -156,6 +156,40 @@ def test_graph_renders_nodes(watch: Watch, site_url: str) -> None:
     watch.assert_clean()
 
 
+def test_graph_separates_kinds_names_on_hover_and_goes_to_a_search(watch: Watch, site_url: str) -> None:
+    page = watch.page
+    page.goto(urljoin(site_url, "graph/"))
+    page.wait_for_selector("#fm-graph-canvas[data-ready='true']", timeout=20_000)
+    # One column per kind: every technique shares one x, every pattern another.
+    columns = page.evaluate("""() => { const by = {};
+        window.fmGraph.nodes().forEach(n => { (by[n.data('type')] = by[n.data('type')] || new Set()).add(n.position('x')); });
+        return Object.fromEntries(Object.entries(by).map(([k, v]) => [k, [...v]])); }""")
+    assert len(columns["technique"]) == 1 and len(columns["pattern"]) == 1, columns
+    assert columns["technique"] != columns["pattern"] and columns["pattern"] != columns["module"]
+    legend = page.locator(".fm-graph__legend").inner_text()
+    for word in ("Nodes", "technique", "pattern", "module", "Edges", "mitigates", "covers"):
+        assert word in legend, legend
+    # Hovering a node names it and its neighbours whatever the zoom.
+    x, y = page.evaluate(
+        """() => { window.fmGraph.zoom(0.3); const n = window.fmGraph.getElementById('techniques/evasion.md');
+                   const box = document.getElementById('fm-graph-canvas').getBoundingClientRect();
+                   const p = n.renderedPosition(); return [box.left + p.x, box.top + p.y]; }""")
+    page.mouse.move(x, y)
+    page.wait_for_function("window.fmGraph.getElementById('techniques/evasion.md').hasClass('fm-hover')")
+    named = page.evaluate("window.fmGraph.nodes('.fm-hover').map(n => n.data('label'))")
+    assert "Adversarial training" in named, named
+    page.mouse.move(1, 1)
+    # Search, then Enter: the view goes to the hit and its neighbours.
+    page.evaluate("window.fmGraph.zoom(0.2); window.fmGraph.pan({x: -5000, y: -5000})")
+    page.locator(".fm-graph__search").fill("Adversarial training")
+    page.locator(".fm-graph__search").press("Enter")
+    inside = page.evaluate("""() => { const n = window.fmGraph.nodes('.fm-hit')[0]; const p = n.renderedPosition();
+        const c = document.getElementById('fm-graph-canvas'); return p.x > 0 && p.y > 0 && p.x < c.clientWidth && p.y < c.clientHeight; }""")
+    assert inside
+    watch.shot("graph-search")
+    watch.assert_clean()
+
+
 def test_graph_click_opens_note(watch: Watch, site_url: str) -> None:
     page = watch.page
     page.goto(urljoin(site_url, "graph/?focus=techniques%2Fevasion.md"))

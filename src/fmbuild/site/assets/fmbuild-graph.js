@@ -54,7 +54,11 @@
           width: 1.2, "line-color": "data(color)", "target-arrow-color": "data(color)",
           "target-arrow-shape": "triangle", "arrow-scale": 0.7, "curve-style": "bezier", opacity: 0.8 } },
         { selector: ".fm-dim", style: { opacity: 0.12 } },
-        { selector: ".fm-hit", style: { "border-width": 3, "border-color": "#ffb300" } }
+        { selector: ".fm-hit", style: { "border-width": 3, "border-color": "#ffb300" } },
+        /* hovering a node names it and its neighbours at any zoom */
+        { selector: ".fm-hover", style: { "min-zoomed-font-size": 0, "font-size": 12, color: "#263238",
+          "text-background-color": "#ffffff", "text-background-opacity": 0.85, "text-background-padding": 2,
+          "z-index": 10, "text-max-width": 220 } }
       ],
       layout: { name: "preset" }
     });
@@ -99,6 +103,18 @@
     var fit = document.querySelector(".fm-graph__fit");
     if (fit) fit.addEventListener("click", function () { cy.fit(cy.nodes(":visible"), 30); });
 
+    cy.on("mouseover", "node", function (evt) { evt.target.closedNeighborhood("node").addClass("fm-hover"); });
+    cy.on("mouseout", "node", function () { cy.nodes().removeClass("fm-hover"); });
+    if (search) {
+      /* Enter: go to what the search found, with its neighbours */
+      search.addEventListener("keydown", function (e) {
+        if (e.key !== "Enter") return;
+        var hits = cy.nodes(".fm-hit");
+        if (hits.nonempty()) { cy.fit(hits.closedNeighborhood(), 60); if (cy.zoom() > 2) { cy.zoom(2); cy.center(hits); } }
+      });
+    }
+    legend();
+
     cy.on("tap", "node", function (evt) {
       var url = evt.target.data("url");
       if (!url) return;
@@ -107,11 +123,7 @@
     });
 
     applyFilter();
-    var layout = cy.layout({
-      name: cy.nodes().length > 400 ? "concentric" : "cose",
-      animate: false, randomize: false, nodeRepulsion: 8000, idealEdgeLength: 80,
-      numIter: 1000, concentric: function (n) { return n.degree(); }, levelWidth: function () { return 2; }
-    });
+    var layout = cy.layout({ name: "preset", positions: bands(cy), fit: false, animate: false });
     layout.one("layoutstop", function () {
       var focus = new URLSearchParams(window.location.search).get("focus");
       var node = focus ? cy.getElementById(focus) : null;
@@ -128,6 +140,68 @@
     });
     layout.run();
   }
+  /* The legend: what each colour means, built from the colours the graph uses. */
+  function legend() {
+    var box = document.querySelector(".fm-graph__legend");
+    if (!box) return;
+    function add(colors, label, kind) {
+      var list = document.createElement("ul");
+      list.className = "fm-graph__legend-" + kind;
+      var title = document.createElement("li");
+      title.className = "fm-graph__legend-title";
+      title.textContent = label;
+      list.appendChild(title);
+      Object.keys(colors).forEach(function (name) {
+        var item = document.createElement("li");
+        var swatch = document.createElement("span");
+        swatch.className = "fm-graph__swatch fm-graph__swatch--" + kind;
+        swatch.style.backgroundColor = colors[name];
+        item.appendChild(swatch);
+        item.appendChild(document.createTextNode(" " + name));
+        list.appendChild(item);
+      });
+      box.appendChild(list);
+    }
+    add(COLORS, "Nodes", "node");
+    add(EDGE_COLORS, "Edges", "edge");
+  }
+
+  /* A layout that separates the kinds of node: one column per kind, playbooks | techniques |
+     controls | anti-patterns | evidence | frameworks and the rest, each column ordered by where
+     its neighbours sit (two sweeps of the barycentre heuristic), so that edges cross less. */
+  var BAND = { playbook: 0, "command-sheet": 0, technique: 1, pattern: 2, "anti-pattern": 3, module: 4,
+               source: 5, note: 5, framework: 6 };
+  function bands(cy) {
+    var columns = [[], [], [], [], [], [], []];
+    cy.nodes().forEach(function (n) {
+      var band = Object.prototype.hasOwnProperty.call(BAND, n.data("type")) ? BAND[n.data("type")] : 5;
+      columns[band].push(n);
+    });
+    columns.forEach(function (c) { c.sort(function (a, b) { return a.data("label") < b.data("label") ? -1 : 1; }); });
+    var rank = {};
+    function ranks() { columns.forEach(function (c) { c.forEach(function (n, i) { rank[n.id()] = i / Math.max(1, c.length - 1); }); }); }
+    ranks();
+    for (var sweep = 0; sweep < 2; sweep++) {
+      columns.forEach(function (c) {
+        c.forEach(function (n) {
+          var near = n.neighborhood("node"), sum = 0;
+          near.forEach(function (m) { sum += rank[m.id()]; });
+          n.scratch("_fm", near.length ? sum / near.length : rank[n.id()]);
+        });
+        c.sort(function (a, b) { return a.scratch("_fm") - b.scratch("_fm"); });
+      });
+      ranks();
+    }
+    var positions = {};
+    /* centred on the columns shown by default (the framework column starts hidden) */
+    var tallest = Math.max.apply(null, columns.slice(0, 6).map(function (c) { return c.length; }));
+    columns.forEach(function (c, x) {
+      var step = 44, offset = (tallest - c.length) * step / 2;
+      c.forEach(function (n, y) { positions[n.id()] = { x: x * 260, y: offset + y * step }; });
+    });
+    return function (n) { return positions[n.id()]; };
+  }
+
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
   else init();
 })();

@@ -57,8 +57,9 @@ def graph_page(ctx: SiteContext) -> Page:
     body = [
         "# Graph { #graph }",
         "",
-        ("Techniques, controls, playbooks and evidence modules, with their typed edges. Drag to pan, "
-         "scroll to zoom, click a node to open it; filter by type or search by title."),
+        ("Techniques, controls, playbooks and evidence modules, with their typed edges, one column per kind "
+         "of node. Drag to pan, scroll to zoom (names appear as you zoom in), hover a node to name it and its "
+         "neighbours, click it to open it; filter by type, or search by title and press Enter to go there."),
         "",
         f'<div class="fm-graph" data-node-count="{len(data["nodes"])}">',
         '<div class="fm-graph__controls">',
@@ -71,6 +72,7 @@ def graph_page(ctx: SiteContext) -> Page:
         '<button type="button" class="fm-graph__fit">Fit</button>',
         "</div>",
         '<div class="fm-graph__canvas" id="fm-graph-canvas"></div>',
+        '<div class="fm-graph__legend"></div>',
         '<p class="fm-graph__status" aria-live="polite"></p>',
         "</div>",
         f'<script type="application/json" id="fm-graph-data">{inline_json(data)}</script>',
