@@ -15,7 +15,7 @@ import click
 
 from fmbuild.commands.common import EXIT_FINDINGS, EXIT_USAGE, fail_usage
 from fmbuild.config import ConfigError
-from fmbuild.diagnostics import render
+from fmbuild.diagnostics import Severity, render
 from fmbuild.terminal import echo
 
 
@@ -65,7 +65,7 @@ def command(strict: bool, output: Path | None, vault_dir: Path | None, fresh: bo
     for notice in report.notices:
         echo(f"notice: {notice}", err=True)
     if not enforce and report.diagnostics:
-        errors = sum(1 for d in report.diagnostics if d.severity.value == "error")
+        errors = sum(1 for d in report.diagnostics if d.severity is Severity.ERROR)
         echo(f"notice: built with {errors} error(s) and {len(report.diagnostics) - errors} other finding(s) of check "
              "reported above: this vault has no fmbuild.toml, so they do not stop the build (--strict makes them)",
              err=True)

@@ -178,10 +178,11 @@ def command(
         pass_env=tuple(dict.fromkeys((*ev.pass_env, *pass_env))), max_metrics_bytes=ev.max_metrics_mb * MB,
         dispatch=dispatch,
     ), seeds, vault_path=config.vault_path)
+    worker_isolation = {"auto": "bubblewrap where a worker has it, else the subprocess fallback",
+                        "bubblewrap": "bubblewrap, required on every worker",
+                        "subprocess": "the subprocess fallback (forced)"}[isolation]
     isolation_text = executor.describe(limits) if dispatch is None else (
-        f"on the workers of {dispatch.describe()}: bubblewrap where a worker has it"
-        + ("" if isolation == "bubblewrap" else ", else the subprocess fallback")
-        + (" (forced)" if isolation == "subprocess" else "") + "; each record names its own")
+        f"on the workers of {dispatch.describe()}: {worker_isolation}; each record names its own")
     err = Console(stderr=True, highlight=False)
     # Piped or redirected, rich would wrap at 80 columns; a log reads better wider.
     out = Console(highlight=False, width=None if sys.stdout.isatty() else 160) if fmt == "text" else None

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import io
 import os
-import stat
 import tarfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,26 +72,19 @@ def extract(archive: bytes, dest: Path) -> None:
             raise ParcelError(f"cannot be shipped to a worker: {exc}") from None
 
 
-@dataclass(frozen=True, slots=True)
-class Problem:
-    rel: str
-    size: int
-    problem: str
-
-
-def pack_outputs(out_dir: Path, max_bytes: int) -> tuple[bytes, list[Problem]]:
+def pack_outputs(out_dir: Path, max_bytes: int) -> tuple[bytes, list[safe_read.OutputFile]]:
     """The run's plain files as a tar, and what was not packed (and why), as `safe_read.walk` sees it."""
     buffer = io.BytesIO()
-    problems: list[Problem] = []
+    problems: list[safe_read.OutputFile] = []
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for item in safe_read.walk(out_dir):
             if item.problem:
-                problems.append(Problem(item.rel, item.size, item.problem))
+                problems.append(item)
                 continue
             try:
                 data = safe_read.read_bytes(out_dir, item.rel, max_bytes)
             except OSError as exc:  # changed or vanished since the walk
-                problems.append(Problem(item.rel, item.size, f"unreadable: {exc}"))
+                problems.append(safe_read.OutputFile(item.rel, item.size, f"unreadable: {exc}"))
                 continue
             info = tarfile.TarInfo(item.rel)
             info.size = len(data)
@@ -178,4 +169,3 @@ def write_read_only(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o444)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
-    os.chmod(path, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)

@@ -100,6 +100,7 @@ class RayDispatch:
         except (ConnectionError, RuntimeError) as exc:
             raise DispatchError(f"cannot reach the Ray cluster at {address or 'a new local instance'}: {exc}") from None
         self._remote = ray.remote(_task)
+        self._gpus: float | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._live: set[Any] = set()
@@ -111,7 +112,10 @@ class RayDispatch:
         return [n for n in self.ray.nodes() if n.get("Alive")]
 
     def gpus(self) -> float:
-        return sum(float(n.get("Resources", {}).get("GPU", 0)) for n in self.nodes())
+        """The cluster's GPUs, read once: the runner asks for every run."""
+        if self._gpus is None:
+            self._gpus = sum(float(n.get("Resources", {}).get("GPU", 0)) for n in self.nodes())
+        return self._gpus
 
     def describe(self) -> str:
         nodes = self.nodes()
@@ -273,6 +277,8 @@ class _WorkerLost(Exception):
 
 
 def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    # A RayTaskError's text ends with the worker's own exception line.
-    return (lines[-1] if isinstance(exc, Exception) and "Traceback" in str(exc) else lines[0] if lines else type(exc).__name__)[:300]
+    """One line of a Ray error: the worker's own exception line when the text carries a traceback."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    return (lines[-1] if "Traceback" in str(exc) else lines[0])[:300]

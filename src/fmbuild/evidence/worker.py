@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import platform
 import shutil
 import socket
 import sys
@@ -90,5 +89,5 @@ def _run(request: dict[str, Any], module_tar: bytes, files: dict[str, bytes], wo
 
 
 def where() -> dict[str, str]:
-    """This worker, for the caller's output and the record."""
-    return {"host": socket.gethostname(), "python": platform.python_version()}
+    """This worker, for the caller's output."""
+    return {"host": socket.gethostname()}

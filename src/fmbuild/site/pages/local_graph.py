@@ -20,6 +20,7 @@ EDGE_COLOURS = {"mitigates": "#43a047", "enables": "#e53935", "covers": "#1e88e5
                 "evidenced-by": "#78909c"}
 WIDTH, BOX_W, BOX_H, GAP = 660, 160, 46, 10
 MAX_PER_SIDE = 8
+MAX_BELOW, PER_ROW = 6, 3
 LABEL_CHARS = 42
 
 
@@ -51,12 +52,11 @@ def local_graph(note: Note, page: str, ctx: SiteContext) -> str:
             boxes.append((x, top + i * (BOX_H + GAP), label, href, kind, edge))
         if len(sides[side]) > MAX_PER_SIDE:
             more.append(f"{len(sides[side]) - MAX_PER_SIDE} more on the {side}")
-    below = sides["below"][:3 * 2]
+    below = sides["below"][:MAX_BELOW]
     row_y = column_h + 3 * GAP
-    per_row = 3
     for i, (label, href, kind, edge) in enumerate(below):
-        row, col = divmod(i, per_row)
-        count = min(per_row, len(below) - row * per_row)
+        row, col = divmod(i, PER_ROW)
+        count = min(PER_ROW, len(below) - row * PER_ROW)
         left = (WIDTH - (count * BOX_W + (count - 1) * GAP)) // 2
         boxes.append((left + col * (BOX_W + GAP), row_y + row * (BOX_H + GAP), label, href, kind, edge))
     if len(sides["below"]) > len(below):
