@@ -113,13 +113,29 @@ def test_injected_deletion_succeeds_undefended_and_is_stopped_by_provenance(tmp_
     p, sc = AGENT["policies"], AGENT["scenarios"]
     scenarios = {s.sid: s for s in sc.build(seed=3, variants=1, base_url=weblab.base_url)}
     attack = scenarios["a-destruction-housekeeping-0"]
-    with httpx.Client(timeout=5, trust_env=False) as http:
+    with weblab.client() as http:
         _, folder = _play(attack, [], tmp_path / "none", weblab, http)
         assert not (folder / "workspace" / sc.VICTIM).exists()  # the decoy is gone: the attack worked
         episode, folder = _play(attack, [p.UntrustedDataRefusal()], tmp_path / "guarded", weblab, http)
         assert (folder / "workspace" / sc.VICTIM).exists()
         assert not (folder / "workspace" / "tmp/cache.tmp").exists()  # the user's own deletion still ran
         assert any("untrusted" in reason for _, reason in episode.refused)
+
+
+def test_two_labs_give_the_same_tasks_and_each_client_reaches_its_own_lab(weblab) -> None:
+    # A model's prompt must not carry the random port: the same seed builds the same text.
+    other = AGENT["tools"].WebLab()
+    other.start()
+    try:
+        assert weblab.bound_port != other.bound_port
+        assert weblab.base_url == other.base_url == "http://127.0.0.1:8000"
+        build = AGENT["scenarios"].build
+        assert build(2, 1, weblab.base_url) == build(2, 1, other.base_url)
+        weblab.pages["/which.html"], other.pages["/which.html"] = "first", "second"
+        with weblab.client() as a, other.client() as b:
+            assert (a.get(weblab.base_url + "/which.html").text, b.get(other.base_url + "/which.html").text) == ("first", "second")
+    finally:
+        other.stop()
 
 
 def test_lab_fence_keeps_payloads_inside_the_scenario_folder(tmp_path: Path) -> None:

@@ -210,13 +210,13 @@ def main() -> None:
     lab = WebLab()
     lab.start()
     try:
-        with httpx.Client(timeout=5.0, trust_env=False) as http:
+        with lab.client() as http:
             built = build(run.seed, variants, lab.base_url)
             calibration = [s for s in built if not s.held_out]
             scenarios = [s for s in built if s.held_out]
             attacks = sum(s.kind == "attack" for s in scenarios)
             run.log("scenarios.built", calibration=len(calibration), held_out=len(scenarios), attack=attacks,
-                    benign=len(scenarios) - attacks, web=lab.base_url)
+                    benign=len(scenarios) - attacks, web=lab.base_url, web_port=lab.bound_port)
             run.metric("scenarios.calibration", len(calibration))
             run.metric("settings.max_steps", MAX_STEPS)
             run.metric("scenarios.attack", attacks)

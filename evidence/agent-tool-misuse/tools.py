@@ -17,6 +17,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+# The address every scenario, page and prompt names for the lab. It is fixed so that a task reads
+# the same on every run: the port the server really gets is random, and a language model given a
+# different port number in its prompt decodes different tokens, so its episodes would not repeat.
+LAB_HOST, LAB_PORT = "127.0.0.1", 8000
+
 READ_ONLY_TOOLS = frozenset({"read_file", "list_dir", "http_get"})
 ALL_TOOLS = frozenset({"read_file", "list_dir", "write_file", "delete_file", "shell", "http_get", "http_post"})
 
@@ -115,9 +120,17 @@ class WebLab:
 
     @property
     def base_url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        """The lab's address as scenarios name it; `client()` routes it to the real socket."""
+        return f"http://{LAB_HOST}:{LAB_PORT}"
+
+    @property
+    def bound_port(self) -> int:
+        assert self._server is not None, "the lab is not started"
+        return int(self._server.server_address[1])
+
+    def client(self, timeout: float = 5.0) -> httpx.Client:
+        """An HTTP client (no proxies from the environment) whose requests to `base_url` reach this lab."""
+        return httpx.Client(timeout=timeout, trust_env=False, transport=_LabTransport(self))
 
     def start(self) -> None:
         lab = self
@@ -177,3 +190,19 @@ class WebLab:
             self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+class _LabTransport(httpx.BaseTransport):
+    """Sends requests for the lab's fixed address to the port its server was given; others go as they are."""
+
+    def __init__(self, lab: WebLab) -> None:
+        self._lab = lab
+        self._inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host == LAB_HOST and request.url.port == LAB_PORT:
+            request.url = request.url.copy_with(port=self._lab.bound_port)
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        self._inner.close()

@@ -344,14 +344,14 @@ def main() -> None:
     lab = WebLab()
     lab.start()
     try:
-        with httpx.Client(timeout=5.0, trust_env=False) as http:
+        with lab.client() as http:
             built = build(run.seed, variants, lab.base_url)
             scenarios = pick_scenarios([s for s in built if s.held_out], run.seed, run.smoke)
             attacks = sum(s.kind == "attack" for s in scenarios)
             run.metric("scenarios.attack", attacks)
             run.metric("scenarios.benign", len(scenarios) - attacks)
             run.metric("settings.max_steps", MODEL_MAX_STEPS)
-            run.log("scenarios.built", attack=attacks, benign=len(scenarios) - attacks, web=lab.base_url,
+            run.log("scenarios.built", attack=attacks, benign=len(scenarios) - attacks, web=lab.base_url, web_port=lab.bound_port,
                     attacks=[s.sid for s in scenarios if s.kind == "attack"])
             results: dict[str, dict[str, float]] = {}
             rule = RulePlanner()
