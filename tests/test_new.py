@@ -75,8 +75,19 @@ def test_every_kind_passes_check_as_a_draft(project: Path) -> None:
     assert anti["tags"] == ["type/anti-pattern"] and anti["enables"][0]["use"]
     play = frontmatter(project / "vault" / "playbooks" / "responding-to-extraction.md")
     assert play["chapter"] == 11 and "evidence" not in play and play["covers"] and play["applies"]
+    result = new("reference", "Why a model is not its source code")
+    assert result.exit_code == 0, result.output
+    ref = project / "vault" / "reference" / "why-a-model-is-not-its-source-code.md"
+    fm = frontmatter(ref)
+    assert fm["tags"] == ["type/reference"] and fm["chapter"] == 1 and "evidence" not in fm
+    assert "## What was measured" in ref.read_text()
+    assert not (project / "evidence" / "why-a-model-is-not-its-source-code").exists()  # evidence is optional
+    result = new("reference", "Backed", "--module", "nothing-here")
+    assert result.exit_code == 2 and "--module nothing-here: no folder evidence/nothing-here" in result.output
+    done = check()
+    assert done.exit_code == 0 and "0 error(s)" in done.output, done.output
     ids = {frontmatter(p)["id"] for p in (project / "vault").rglob("*.md")}
-    assert len(ids) == 4
+    assert len(ids) == 5
     for name in ("model-extraction-through-the-api", "query-rate-limiting", "unmetered-inference-api"):
         assert sorted(p.name for p in (project / "evidence" / name).iterdir()) == ["README.md", "module.toml", "run.py"]
 

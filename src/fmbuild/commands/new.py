@@ -130,6 +130,16 @@ def playbook(title: str, covers: tuple[str, ...], applies: tuple[str, ...], chap
     _make("playbook", title, covers=list(covers), applies=list(applies), chapter=chapter, tags=list(tags))
 
 
+@command.command("reference")
+@click.argument("title")
+@chapter_option
+@tag_option
+@click.option("--module", help="Back the note with this existing module (optional: a reference note may cite other modules' records only).")
+def reference(title: str, chapter: int | None, tags: tuple[str, ...], module: str | None) -> None:
+    """A reference note in reference/ (orientation, anatomy, assessments, threat models)."""
+    _make("reference", title, chapter=chapter, tags=list(tags), module=module)
+
+
 @command.command("module")
 @click.argument("name")
 @click.option("--title", help="One line on what it demonstrates (default: the name).")

@@ -55,9 +55,9 @@ IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
                ".webp": "image/webp", ".svg": "image/svg+xml"}
 MAX_INLINE_IMAGE = 2 * 1024 * 1024
 MAX_EMBED_DEPTH = 3  # deeper (or circular) embeds become links
-TYPE_ORDER = {"technique": 0, "pattern": 1, "anti-pattern": 2, "playbook": 3, "command-sheet": 4}
+TYPE_ORDER = {"reference": 0, "technique": 1, "pattern": 2, "anti-pattern": 3, "playbook": 4, "command-sheet": 5}
 TYPE_LABEL = {"technique": "Technique", "pattern": "Pattern", "anti-pattern": "Anti-pattern",
-              "playbook": "Playbook", "command-sheet": "Command sheet", "source": "Source"}
+              "playbook": "Playbook", "command-sheet": "Command sheet", "reference": "Reference", "source": "Source"}
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
 

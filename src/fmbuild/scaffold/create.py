@@ -180,6 +180,11 @@ def build_spec(config: Config, vault: Vault, request: NoteRequest, today: dt.dat
         spec.covers = [_note_target(vault, t, "technique", "--covers") for t in request.covers]
         spec.applies = [_note_target(vault, p, "pattern", "--applies") for p in request.applies]
     create = False
+    if kind == "reference" and request.module is not None:  # evidence of its own is optional
+        name = request.module
+        if not (config.evidence_root / name).exists():
+            raise ScaffoldError(f"--module {name}: no folder {config.evidence.path}/{name} (create it with: fmbuild new module {name})")
+        spec.module = f"{config.evidence.path.strip('/')}/{name}"
     if kind in ("technique", "pattern", "anti-pattern"):
         name = request.module or slugify(title)
         exists = (config.evidence_root / name).exists()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from fmbuild.scaffold.skeletons import body
 
 # A new note's chapter when none is given: where WRITING.md and seed 001 put most of its kind.
-DEFAULT_CHAPTER = {"technique": 4, "pattern": 5, "anti-pattern": 5, "playbook": 11}
+DEFAULT_CHAPTER = {"technique": 4, "pattern": 5, "anti-pattern": 5, "playbook": 11, "reference": 1}
 ID_PREFIX = "fm-"
 
 
@@ -24,7 +24,7 @@ class Edge:
 
 @dataclass
 class NoteSpec:
-    kind: str  # technique | pattern | anti-pattern | playbook
+    kind: str  # technique | pattern | anti-pattern | playbook | reference
     title: str
     note_id: str
     date: str  # YYYY-MM-DD, or an Obsidian placeholder
@@ -35,7 +35,7 @@ class NoteSpec:
     edges: list[Edge] = field(default_factory=list)  # mitigates / enables
     covers: list[str] = field(default_factory=list)  # playbooks
     applies: list[str] = field(default_factory=list)
-    module: str | None = None  # 'evidence/<name>' for techniques, patterns, anti-patterns
+    module: str | None = None  # 'evidence/<name>' for techniques, patterns, anti-patterns; optional for references
 
 
 def slugify(title: str, limit: int = 60) -> str:

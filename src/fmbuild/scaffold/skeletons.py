@@ -3,7 +3,7 @@ which Obsidian's reading view, the site and the Editions all leave out."""
 
 from __future__ import annotations
 
-KINDS = ("technique", "pattern", "anti-pattern", "playbook")
+KINDS = ("technique", "pattern", "anti-pattern", "playbook", "reference")
 
 SECTIONS: dict[str, list[tuple[str, str]]] = {
     "technique": [
@@ -40,6 +40,14 @@ SECTIONS: dict[str, list[tuple[str, str]]] = {
         ("Controls applied", "A table of the patterns it applies, as wikilinks."),
         ("Deliverables", "What the reader has at the end."),
         ("How to know each step succeeded", "The signal, log line or metric that proves it."),
+    ],
+    "reference": [
+        ("What this explains", "The question a security engineer brings here, in two or three sentences."),
+        ("What was measured", ("What {module} (or the records it draws on) measured. Cite numbers from records, never by "
+                               "hand: evidence:metric_name, or evidence:module/metric_name for another module's record, "
+                               "between double braces.")),
+        ("What it means in practice", "The decisions an operator makes differently because of it."),
+        ("Where to go next", "The techniques, controls and playbooks that build on it, as wikilinks."),
     ],
 }
 

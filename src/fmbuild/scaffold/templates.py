@@ -35,7 +35,7 @@ def template_spec(kind: str) -> NoteSpec:
     if kind in ("pattern", "anti-pattern"):
         use = "Why this counters it: one sentence." if kind == "pattern" else "Why this opens the door to it: one sentence."
         spec.edges = [Edge(f"techniques/{MARK}", use)]
-    if kind != "playbook":
+    if kind not in ("playbook", "reference"):  # a reference note may cite other modules' records only
         spec.module = f"evidence/{MARK}"
     return spec
 

@@ -12,7 +12,7 @@ from fmbuild.site.convert import docs_path, md_escape, title_of
 from fmbuild.site.pages import Page
 from fmbuild.vault.model import Note
 
-TYPE_ORDER = ("technique", "pattern", "anti-pattern", "playbook", "command-sheet", "source")
+TYPE_ORDER = ("technique", "pattern", "anti-pattern", "playbook", "command-sheet", "reference", "source")
 DEFAULT_LEVELS = ("draft", "reviewed", "verified", "deprecated")
 
 
