@@ -136,3 +136,36 @@ def test_smoke_scale_checks_presence_only(tmp_path: Path) -> None:
     failed = got["ev-fail"]
     assert failed.status == "failed"
     assert [c.metric for c in failed.claims if not c.ok] == ["missing_metric"]
+
+
+def test_two_seeds_failing_at_once_both_keep_their_run_and_the_last_one_wins(tmp_path: Path) -> None:
+    # --jobs 2 can time out two seeds of one module in the same instant; keeping the failed runs
+    # once raised "Directory not empty" and turned a timeout into an fmbuild error.
+    import threading
+    from types import SimpleNamespace
+
+    from fmbuild.evidence.runner import Runner
+
+    fake = SimpleNamespace(o=SimpleNamespace(state_dir=tmp_path / "state"))
+    works = []
+    for i in range(8):
+        work = tmp_path / "work" / f"run-{i}"
+        (work / "out").mkdir(parents=True)
+        (work / "log.txt").write_text(f"run {i}\n")
+        works.append(work)
+    start = threading.Barrier(len(works))
+    kept: list[Path] = []
+
+    def keep(work: Path) -> None:
+        start.wait()
+        kept.append(Runner._keep_failure(fake, "mod", work))  # type: ignore[arg-type]
+
+    threads = [threading.Thread(target=keep, args=(w,)) for w in works]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    last = tmp_path / "state" / "last" / "mod"
+    assert len(kept) == len(works) and all(k == last for k in kept)
+    assert (last / "log.txt").read_text() in {f"run {i}\n" for i in range(len(works))}
+    assert sorted(p.name for p in last.parent.iterdir()) == ["mod"]  # no trash left behind

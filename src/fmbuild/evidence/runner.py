@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import fcntl
 import functools
 import hashlib
@@ -54,6 +55,7 @@ LOG_TAIL_LINES = 40
 # A failed run's folder is kept for inspection (`.fmbuild/evidence/last/<module>`), its outputs
 # only up to this size: a run that filled the disk must not keep filling it.
 KEEP_FAILED_OUTPUT_BYTES = 64 * MB
+_KEEP_FAILURE_LOCK = threading.Lock()  # orders the renames into last/<module> (see _keep_failure)
 
 
 @dataclass(frozen=True, slots=True)
@@ -553,12 +555,23 @@ class Runner:
                     log.write(f"[fmbuild: the failed run's outputs ({used // MB} MB) were removed]\n")
         target = self.o.state_dir / "last" / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():
-            trash = target.parent / f".old-{uuid.uuid4().hex[:8]}"
-            target.rename(trash)
-            shutil.rmtree(trash, ignore_errors=True)
-        work.rename(target)
-        return target
+        # Two seeds of one module can fail at the same moment (--jobs 2), and another fmbuild
+        # process may share the state folder: the lock orders this process's threads, the retry
+        # the rest. Whichever lands last is "the latest failed run"; none of them raises.
+        with _KEEP_FAILURE_LOCK:
+            for _ in range(5):
+                if target.exists():
+                    trash = target.parent / f".old-{uuid.uuid4().hex[:8]}"
+                    with contextlib.suppress(FileNotFoundError):
+                        target.rename(trash)
+                    shutil.rmtree(trash, ignore_errors=True)
+                try:
+                    work.rename(target)
+                    return target
+                except OSError as exc:
+                    if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                        raise
+        return work  # still kept, under its own work folder
 
     def _maybe_record(self, job: Job, result: Result, out_dir: Path, log_path: Path, entry: CacheEntry) -> None:
         if not self.o.record:
