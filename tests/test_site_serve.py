@@ -57,3 +57,50 @@ def test_serve_reloads_after_an_edit(tmp_path: Path) -> None:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
+
+
+def search_entries(base: str) -> list[dict]:
+    import json
+
+    text = fetch(f"{base}search/search_index.json")
+    return json.loads(text)["docs"] if text else []
+
+
+def test_serve_keeps_search_right_across_incremental_rebuilds(tmp_path: Path) -> None:
+    """Edits of several notes, one of them retitled so that the pages linking to it are rebuilt
+    in the same dirty build (mkdocs-material #7638): every edit is found once, nothing is lost."""
+    from collections import Counter
+
+    root = copy_fixture(tmp_path / "p")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fmbuild", "serve", "--dev-addr", f"127.0.0.1:{port}"],
+        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        assert wait_for(lambda: bool(search_entries(base))), "the site never came up"
+        first = {e["location"].split("#")[0] for e in search_entries(base)}
+        evasion = root / "vault" / "techniques" / "evasion.md"
+        training = root / "vault" / "patterns" / "adversarial-training.md"
+        for note, word in ((evasion, "zebrafirst"), (training, "zebrasecond"), (evasion, "zebrathird")):
+            original = note.read_text(encoding="utf-8")
+            note.write_text(original + f"\n\nAn edit with {word} in it.\n", encoding="utf-8")
+            assert wait_for(lambda w=word: any(w in e["text"] for e in search_entries(base)), 30), f"{word} never indexed"
+            if note is evasion and word == "zebrafirst":
+                note.write_text(original, encoding="utf-8")  # the third edit replaces the first
+        text = evasion.read_text(encoding="utf-8")
+        title = next(line for line in text.splitlines() if line.startswith("title:"))
+        evasion.write_text(text.replace(title, 'title: "Evasion Retitled"', 1), encoding="utf-8")
+        assert wait_for(lambda: "Evasion Retitled" in (fetch(f"{base}patterns/adversarial-training/") or ""), 30), \
+            "the page linking to the retitled note was not rebuilt"
+        time.sleep(2)  # the last rebuild's index is written after its pages
+        entries = search_entries(base)
+        counts = Counter(e["location"] for e in entries)
+        assert [loc for loc, n in counts.items() if n > 1] == []
+        assert first <= {e["location"].split("#")[0] for e in entries}
+        found = " ".join(e["text"] for e in entries)
+        assert "zebrasecond" in found and "zebrathird" in found and "zebrafirst" not in found
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)

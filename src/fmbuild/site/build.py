@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from fmbuild.config import Config
 from fmbuild.diagnostics import Diagnostic, Severity
@@ -67,6 +68,7 @@ class BuildReport:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     mkdocs_warnings: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)  # neutralised HTML, skipped Editions, ...
+    graph: Any = None  # the graph the pages were built from (`serve` reuses it for its fast step)
 
 
 def default_staging(config: Config | None, vault: Vault) -> Path:
@@ -126,7 +128,7 @@ def build_site(config: Config | None, vault: Vault, options: BuildOptions,
     t, c = time.perf_counter(), time.process_time()
     from fmbuild.graph.build import build_graph
 
-    graph = build_graph(vault, config, resolver)
+    graph = report.graph = build_graph(vault, config, resolver)
     ctx = make_context(vault, config, graph, resolver)
     _timed(report, "graph", t, c)
 
@@ -257,3 +259,33 @@ def run_mkdocs(config_path: Path, *, strict: bool) -> list[str]:
         logger.removeHandler(collect)
         logger.propagate = previous
     return collect.messages
+
+
+def stage_changed_notes(config: Config | None, vault: Vault, paths: list[str],
+                        staging_root: Path | None = None, graph: Any = None) -> list[str]:
+    """`fmbuild serve`'s first step after an edit: re-convert only the named notes' pages.
+
+    The full re-staging that follows (`build_site`) brings the pages that depend on them
+    (backlinks, tags, the graph) up to date; this step puts the edited page in front of the
+    reader first. `graph`: the last full build's, to skip rebuilding it (the edited notes'
+    own edges catch up in the full step). Returns the docs paths written (a path that is not a
+    note is ignored).
+    """
+    notes = [vault.notes[p] for p in paths if p in vault.notes]
+    if not notes:
+        return []
+    resolver = Resolver(vault)
+    if graph is None:
+        from fmbuild.graph.build import build_graph
+
+        graph = build_graph(vault, config, resolver)
+    ctx = make_context(vault, config, graph, resolver)
+    staging = Staging(staging_root or default_staging(config, vault))
+    written = []
+    for note in notes:
+        if urls.is_reserved(docs_path(note)):
+            continue  # the full build names the clash
+        page = note_page(note, ctx)
+        staging.write_text(page.path, page.render())
+        written.append(page.path)
+    return written
