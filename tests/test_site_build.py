@@ -291,3 +291,30 @@ def test_someone_elses_vault_builds_with_its_findings_reported(tmp_path: Path) -
     (own / "vault" / "broken.md").write_text("---\ntitle: Broken\n---\n\n[[Nowhere at all]]\n")
     refused = run_cli(own, "--output", "public")
     assert refused.exit_code == 1 and "check found" in refused.output
+
+
+def test_a_cancelled_staging_stops_between_pages_and_removes_nothing(tmp_path: Path) -> None:
+    """`serve` cancels a full re-staging when a newer edit arrives; what is staged stays."""
+    from fmbuild.site.build import BuildCancelled, BuildOptions, build_site, stage_changed_notes
+    from fmbuild.vault.load import load_project
+
+    root = copy_fixture(tmp_path / "p")
+    config, vault = load_project(start=root)
+    staging = tmp_path / "staging"
+    build_site(config, vault, BuildOptions(run_mkdocs=False, fail_on_check=False, staging=staging))
+    before = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
+    asked = []
+
+    def cancel_on_third_ask() -> bool:
+        asked.append(1)
+        return len(asked) >= 3  # after the check and the graph: inside the pages
+
+    with pytest.raises(BuildCancelled):
+        build_site(config, vault, BuildOptions(run_mkdocs=False, fail_on_check=False, staging=staging,
+                                               cancelled=cancel_on_third_ask))
+    assert sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file()) == before
+    note = root / "vault" / "techniques" / "evasion.md"
+    note.write_text(note.read_text() + "\nA line only the fast step has staged.\n")
+    config, vault = load_project(start=root)
+    assert stage_changed_notes(config, vault, ["techniques/evasion.md", "not/a-note.md"], staging) == ["techniques/evasion.md"]
+    assert "only the fast step has staged" in (staging / "docs" / "techniques" / "evasion.md").read_text()

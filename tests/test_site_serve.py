@@ -44,9 +44,10 @@ def test_serve_reloads_after_an_edit(tmp_path: Path) -> None:
     root = copy_fixture(tmp_path / "p")
     port = free_port()
     url = f"http://127.0.0.1:{port}/techniques/evasion/"
+    log = tmp_path / "serve.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "fmbuild", "serve", "--dev-addr", f"127.0.0.1:{port}"],
-        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=root, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
         assert wait_for(lambda: (fetch(url) or "").find("fm-evidence") >= 0), "the page never came up"
@@ -54,9 +55,17 @@ def test_serve_reloads_after_an_edit(tmp_path: Path) -> None:
         note.write_text(note.read_text().replace("A small perturbation", "A freshly edited perturbation"))
         assert wait_for(lambda: "A freshly edited perturbation" in (fetch(url) or "")), "the edit never showed"
         assert not (root / "site").exists()  # serve builds elsewhere; the output folder is untouched
+        note.write_text(note.read_text() + "\n\nSee [[no-such-note-here]] for a broken link.\n")
+        assert wait_for(lambda: "for a broken link" in (fetch(url) or "")), "the second edit never showed"
+        # The findings come from the full re-staging, which follows the edited page.
+        assert wait_for(lambda: "finding(s):" in log.read_text("utf-8", "replace"), 30), log.read_text()[-3000:]
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
+    output = log.read_text("utf-8", "replace")
+    # A finding is printed when it appears, once; the summary says what the edit changed.
+    assert output.count("[[no-such-note-here]]: no note or file named") == 1, output[-3000:]
+    assert "finding(s): 1 new, 0 fixed" in output
 
 
 def search_entries(base: str) -> list[dict]:

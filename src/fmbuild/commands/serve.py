@@ -25,8 +25,11 @@ from fmbuild.config import ConfigError
 from fmbuild.diagnostics import render
 from fmbuild.terminal import echo
 
-DEBOUNCE_S = 0.1  # an editor's save (or a burst of them) settles within this
+DEBOUNCE_S = 0.05  # an editor's save (or a burst of them) settles within this
 REBUILD_WAIT_S = 10.0  # how long the full re-staging waits for MkDocs to show the edited pages
+# ...and then a moment more: the browser is loading the page from this process, and the full
+# re-staging is CPU-bound Python that would slow the server thread.
+BROWSER_GRACE_S = 1.0
 
 
 class _QuietDirtyWarning(logging.Filter):
@@ -47,16 +50,29 @@ def command(dev_addr: str, vault_dir: Path | None) -> None:
     from watchdog.observers import Observer
 
     from fmbuild.site import live
-    from fmbuild.site.build import BuildError, BuildOptions, build_site, default_staging, stage_changed_notes
+    from fmbuild.site.build import (BuildCancelled, BuildError, BuildOptions, build_site, default_staging,
+                                    stage_changed_notes)
     from fmbuild.vault import load as loading
 
+    pending = threading.Event()  # an edit not yet staged
     last_graph: list[object] = [None]
+    shown: list[set | None] = [None]  # the findings printed so far; None before the first stage
 
-    def stage() -> Path:
+    def stage(cancellable: bool = False) -> Path:
         config, vault = loading.load_project(vault=vault_dir)
-        report = build_site(config, vault, BuildOptions(run_mkdocs=False, fail_on_check=False))
-        if report.diagnostics:
-            echo(render(report.diagnostics, "text"), err=True)
+        options = BuildOptions(run_mkdocs=False, fail_on_check=False,
+                               cancelled=pending.is_set if cancellable else None)
+        report = build_site(config, vault, options)
+        found = set(report.diagnostics)
+        if shown[0] is None:  # everything once, then only what an edit changed
+            if found:
+                echo(render(found, "text"), err=True)
+        elif found != shown[0]:
+            new, fixed = found - shown[0], shown[0] - found
+            if new:
+                echo(render(new, "text"), err=True)
+            echo(f"fmbuild: {len(found)} finding(s): {len(new)} new, {len(fixed)} fixed", err=True)
+        shown[0] = found
         last_graph[0] = report.graph
         return report.staging
 
@@ -89,7 +105,6 @@ def command(dev_addr: str, vault_dir: Path | None) -> None:
     watched = [vault.root]
     if config is not None:
         watched += [p for p in (config.evidence_root, config.project_root / "editions") if p.is_dir()]
-    pending = threading.Event()
     changed: set[Path] = set()
     changed_lock = threading.Lock()
 
@@ -122,8 +137,15 @@ def command(dev_addr: str, vault_dir: Path | None) -> None:
             try:
                 before = live.builds()
                 if paths and stage_edited(paths):
-                    live.wait_for_build(before, REBUILD_WAIT_S)  # don't slow MkDocs' rebuild of them
-                stage()
+                    # Let MkDocs rebuild the edited pages and the browser fetch them first.
+                    if live.wait_for_build(before, REBUILD_WAIT_S) and not pending.is_set():
+                        pending.wait(BROWSER_GRACE_S)
+                    if pending.is_set():
+                        continue  # another save came in: its fast step goes first
+                stage(cancellable=True)
+            except BuildCancelled:
+                with changed_lock:  # a newer edit: its fast step first, then this again
+                    changed.update(paths)
             except (ConfigError, BuildError) as exc:
                 echo(f"fmbuild: error: {exc}", err=True)
             except Exception as exc:  # noqa: BLE001 - keep serving: the next save may fix it

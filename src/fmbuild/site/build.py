@@ -49,6 +49,10 @@ class BuildError(Exception):
         self.diagnostics = diagnostics or []
 
 
+class BuildCancelled(Exception):
+    """`BuildOptions.cancelled` said stop (`serve`: a newer edit came in); nothing was removed."""
+
+
 @dataclass
 class BuildOptions:
     output: Path | None = None  # default: [site].output under the project root
@@ -57,6 +61,9 @@ class BuildOptions:
     run_mkdocs: bool = True  # False: stop after staging (benchmarks, `serve`)
     skip_check: bool = False  # only for callers that ran the checks themselves
     fail_on_check: bool = True  # False: report check findings but build anyway (`serve`)
+    # Asked between steps and between pages; True stops the build with `BuildCancelled` before
+    # anything is removed from the staging folder (`serve` restarts it after a newer edit).
+    cancelled: Callable[[], bool] | None = None
 
 
 @dataclass
@@ -125,6 +132,7 @@ def build_site(config: Config | None, vault: Vault, options: BuildOptions,
                 diagnostics=report.diagnostics,
             )
 
+    _stop_if_cancelled(options)
     t, c = time.perf_counter(), time.process_time()
     from fmbuild.graph.build import build_graph
 
@@ -136,7 +144,8 @@ def build_site(config: Config | None, vault: Vault, options: BuildOptions,
         t, c = time.perf_counter(), time.process_time()
         staging = Staging(staging_root)
         staging.docs.mkdir(parents=True, exist_ok=True)
-        pages = stage_pages(ctx, staging)
+        _stop_if_cancelled(options)
+        pages = stage_pages(ctx, staging, options.cancelled)
         report.pages = len(pages)
         site_dir = output or (staging_root / "site")
         config_path = staging_root / "mkdocs.yml"
@@ -172,6 +181,11 @@ def build_site(config: Config | None, vault: Vault, options: BuildOptions,
     return report
 
 
+def _stop_if_cancelled(options: BuildOptions) -> None:
+    if options.cancelled is not None and options.cancelled():
+        raise BuildCancelled()
+
+
 def _timed(report: BuildReport, stage: str, wall_start: float, cpu_start: float) -> None:
     """A stage's wall time (`stage`) and this process's CPU time (`stage_cpu`): on a shared
     machine the CPU time is the steadier figure."""
@@ -179,7 +193,7 @@ def _timed(report: BuildReport, stage: str, wall_start: float, cpu_start: float)
     report.timings[f"{stage}_cpu"] = time.process_time() - cpu_start
 
 
-def stage_pages(ctx: SiteContext, staging: Staging) -> list[Page]:
+def stage_pages(ctx: SiteContext, staging: Staging, cancelled: Callable[[], bool] | None = None) -> list[Page]:
     """Convert every note and generate every page into the staging docs folder."""
     clashes = sorted(n.path for n in ctx.vault.notes.values() if urls.is_reserved(docs_path(n)))
     if clashes:
@@ -187,7 +201,11 @@ def stage_pages(ctx: SiteContext, staging: Staging) -> list[Page]:
             f"{clashes[0]}: the site needs this path for a generated page; rename or move the note"
             + (f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else "")
         )
-    pages: list[Page] = [note_page(note, ctx) for note in ctx.published_notes()]
+    pages: list[Page] = []
+    for note in ctx.published_notes():
+        if cancelled is not None and cancelled():
+            raise BuildCancelled()
+        pages.append(note_page(note, ctx))
     editions, _problems = editions_mod.find_editions(ctx.editions_root)
     pages += [home_page(ctx), coverage_page(ctx), atlas_page(ctx), graph_page(ctx), report_page(ctx),
               editions_mod.editions_page(editions)]

@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from fmbuild.evidence import safe_read
+from fmbuild.evidence.claims import MissingMetric, lookup
 from fmbuild.evidence.contract import read_evidence_block
 from fmbuild.evidence.format_spec import safe_spec
 from fmbuild.evidence.records import Record, is_fresh, load_record, log_lines
@@ -72,18 +73,15 @@ class ModuleEvidence:
         return [c for c in self.record.claims if isinstance(c, dict) and str(c.get("note")) in keys]
 
     def metric(self, dotted: str) -> tuple[bool, Any]:
-        """(found, value) for a dotted metric path in the record."""
+        """(found, value) for a metric path in the record, resolved exactly as claims and
+        `fmbuild check` resolve it (`claims.lookup`: nested groups, flat keys holding dots,
+        list indices); a group or a list is not a value, so it is not found."""
         if self.record is None:
             return False, None
-        node: Any = self.record.metrics
-        for part in dotted.split("."):
-            if isinstance(node, dict) and part in node:
-                node = node[part]
-            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-                node = node[int(part)]
-            else:
-                return False, None
-        return True, node
+        try:
+            return True, lookup(self.record.metrics, dotted)
+        except MissingMetric:
+            return False, None
 
 
 class EvidenceBook:

@@ -23,6 +23,10 @@ def on_env(env: Any, **_: Any) -> Any:
     return live.environment(env)
 
 
+def on_serve(server: Any, **_: Any) -> Any:
+    return live.serving(server)
+
+
 def on_files(files: Any, **_: Any) -> Any:
     live.files_seen([f.url for f in files.documentation_pages()])
     return files
