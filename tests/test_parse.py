@@ -358,3 +358,20 @@ def test_seed_004_parses_as_obsidian_reads_it() -> None:
 )
 def test_table_rows(text: str, rows: list[int]) -> None:
     assert parse_note("n.md", text).table_rows == rows
+
+
+@pytest.mark.parametrize("text, expected", [
+    # Obsidian reads the link before the code span inside it.
+    ("See [[#`move`|move]].", [("", "`move`", "move")]),
+    ("See [[a#`x` and `y`]].", [("a", "`x` and `y`", None)]),
+    ("![[pic `1`.png]]", [("pic `1`.png", None, None)]),
+    # A link inside a code span, or whose brackets a code span holds, is no link.
+    ("Code: `[[not-a-link]]`.", []),
+    ("`x [[` y]] and `[[a` b]]`", []),
+    ("%% [[hidden `x`]] %%", []),
+])
+def test_code_spans_inside_a_wikilink(text: str, expected: list) -> None:
+    note = parse_note("n.md", text)
+    assert [(l.target, l.heading, l.alias) for l in note.links] == expected
+    for link in note.links:  # the raw text is the note's own, so the site can find and replace it
+        assert link.raw in text

@@ -105,6 +105,32 @@ def split_target(inner: str) -> tuple[str, str | None, str | None, str | None]:
     return inner.strip(), heading, block, alias
 
 
+_LINK_CANDIDATE = re.compile(r"!?\[\[[^\[\]\n]*\]\]")
+
+
+def links_live(text: str, masked: str) -> str:
+    """`masked` with the inside of every live wikilink put back: Obsidian reads a link before
+    the code spans inside it, so ``[[#`move`|move]]`` links to the heading `` `move` ``, while a
+    link inside a code span, or one whose brackets a code span swallows, stays dead."""
+    if "`" not in text or "[[" not in text:
+        return masked
+    pieces: list[str] = []
+    pos = 0
+    for m in _LINK_CANDIDATE.finditer(text):
+        start, end = m.span()
+        if masked[start:end] == text[start:end]:
+            continue  # nothing inside was blanked
+        opening = start + (text[start] == "!")
+        if masked[opening : opening + 2] != "[[" or masked[end - 2 : end] != "]]":
+            continue  # the brackets themselves are in code or a comment: no link
+        pieces += (masked[pos:start], text[start:end])
+        pos = end
+    if not pieces:
+        return masked
+    pieces.append(masked[pos:])
+    return "".join(pieces)
+
+
 def _wikilinks(masked: str, lines: Lines) -> list[Link]:
     """The body's wikilinks and embeds; `split_target`'s split, done by `_WIKILINK`'s groups.
 
@@ -393,7 +419,7 @@ def parse_note(path: str, text: str, *, sha256: str = "", size: int = 0) -> Note
     starts = lines.starts
     blocks = [Block(m.group(1), bisect_right(starts, m.start())) for m in _BLOCK_ID.finditer(masked)]
     tags.extend(_inline_tags(masked, lines))
-    body_links = _wikilinks(masked, lines)
+    body_links = _wikilinks(links_live(text, masked), lines)
     hazards: list[Hazard] = []
     body_links.extend(_markdown_links(masked, lines, hazards))
     body_links.sort(key=_LINK_ORDER)
