@@ -8,11 +8,15 @@ Each command lives in `fmbuild.commands.<name>` and is imported only when it run
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+from typing import Any
 
 import click
 
 from fmbuild import __version__
+from fmbuild.errors import EXIT_FINDINGS, FmError
+from fmbuild.terminal import echo
 
 # command name -> module under fmbuild.commands exposing `command`
 COMMANDS: dict[str, str] = {
@@ -51,6 +55,23 @@ class LazyGroup(click.Group):
                 return None
             raise
         return module.command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Every command's user-facing error is handled here, once (`fmbuild.errors`)."""
+        try:
+            return super().invoke(ctx)
+        except FmError as exc:
+            for line in exc.lines():
+                echo(line, err=True)
+            raise click.exceptions.Exit(exc.exit_code) from None
+        except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug in fmbuild: one line, not a traceback
+            if os.environ.get("FMBUILD_DEBUG"):
+                raise
+            echo(f"fmbuild: internal error: {exc.__class__.__name__}: {exc} (a bug in fmbuild, not in your "
+                 "files; run again with FMBUILD_DEBUG=1 for the traceback and report it)", err=True)
+            raise click.exceptions.Exit(EXIT_FINDINGS) from None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, HELP.get(name, "")) for name in self.list_commands(ctx)]

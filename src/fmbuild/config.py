@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fmbuild.errors import FmError
+
 CONFIG_NAME = "fmbuild.toml"
 
 
-class ConfigError(Exception):
+class ConfigError(FmError):
     """A configuration mistake: the message names the file and key, and what was expected."""
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 import click
 
 from fmbuild.commands.common import EXIT_FINDINGS, EXIT_USAGE, fail_usage
-from fmbuild.config import ConfigError
 from fmbuild.diagnostics import Severity, render
 from fmbuild.terminal import echo
 
@@ -32,11 +31,7 @@ def command(strict: bool, output: Path | None, vault_dir: Path | None, fresh: bo
     from fmbuild.site.build import BuildError, BuildOptions, build_site
     from fmbuild.vault import load as loading
 
-    try:
-        config, vault = loading.load_project(vault=vault_dir)
-    except ConfigError as exc:
-        fail_usage(str(exc))
-        return
+    config, vault = loading.load_project(vault=vault_dir)
     if fresh:
         if config is None:
             fail_usage("--verify needs the project's fmbuild.toml (evidence modules live beside it)")

@@ -13,7 +13,6 @@ from pathlib import Path
 import click
 
 from fmbuild.commands.common import EXIT_FINDINGS, EXIT_OK, fail_usage
-from fmbuild.config import ConfigError
 from fmbuild.diagnostics import CODES, Severity, render
 from fmbuild.terminal import echo
 
@@ -81,12 +80,8 @@ def _check(paths: tuple[str, ...], vault_dir: Path | None, fmt: str, no_cache: b
     from fmbuild.vault import load as loading
 
     precheck = LinkPrecheck()
-    try:
-        # Notes that must be parsed get their link paths checked by the parse workers too.
-        config, vault = loading.load_project(vault=vault_dir, use_cache=not no_cache, analyse=precheck)
-    except ConfigError as exc:
-        fail_usage(str(exc))
-        return
+    # Notes that must be parsed get their link paths checked by the parse workers too.
+    config, vault = loading.load_project(vault=vault_dir, use_cache=not no_cache, analyse=precheck)
     selected = _select(paths, vault.root)
     chosen = None
     if selected is not None:

@@ -1,23 +1,20 @@
-"""Helpers shared by the commands: finding the project and turning errors into exit codes."""
+"""Helpers shared by the commands: finding the project, and the usage error (`fmbuild.errors`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
-import click
-
-from fmbuild.config import Config, ConfigError, find_config, load_config
-from fmbuild.terminal import echo
+from fmbuild.config import Config, find_config, load_config
+from fmbuild.errors import EXIT_FINDINGS, EXIT_USAGE, FmError
 
 EXIT_OK = 0
-EXIT_FINDINGS = 1
-EXIT_USAGE = 2
+__all__ = ["EXIT_FINDINGS", "EXIT_OK", "EXIT_USAGE", "fail_usage", "project_config"]
 
 
-def fail_usage(message: str) -> "click.exceptions.Exit":
-    """Print a one-line error and exit 2 (usage or configuration)."""
-    echo(f"fmbuild: error: {message}", err=True)
-    raise click.exceptions.Exit(EXIT_USAGE)
+def fail_usage(message: str, fix: str = "") -> NoReturn:
+    """Stop with a usage or configuration error (exit 2); the command group prints it."""
+    raise FmError(message, fix=fix)
 
 
 def project_config(start: Path | None = None) -> Config:
@@ -25,8 +22,4 @@ def project_config(start: Path | None = None) -> Config:
     path = find_config(start or Path.cwd())
     if path is None:
         fail_usage("no fmbuild.toml found here or in any parent folder (run inside the project)")
-    try:
-        return load_config(path)  # type: ignore[arg-type]
-    except ConfigError as exc:
-        fail_usage(str(exc))
-        raise  # unreachable
+    return load_config(path)  # type: ignore[arg-type]

@@ -23,25 +23,19 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_KEY = Path("~/.config/fmbuild/edition-signing.key")
 
 
-def _fail(exc: EditionError) -> None:
-    echo(f"fmbuild: error: {exc.message}", err=True)
-    for line in exc.details:
-        echo(f"  {line}", err=True)
-    raise click.exceptions.Exit(exc.exit_code)
-
-
 def handled(fn: F) -> F:
-    """Turn an EditionError into its one-line message and exit code."""
+    """A disk or permission problem while writing an Edition becomes an EditionError (which
+    the command group prints with its exit code, as it does every `FmError`)."""
     import functools
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except EditionError as exc:
-            _fail(exc)
-        except OSError as exc:  # a disk or permission problem while writing
-            _fail(EditionError(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")))
+        except EditionError:
+            raise
+        except OSError as exc:
+            raise EditionError(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -83,16 +77,12 @@ def command() -> None:
 @handled
 def cut(name: str, allow_unverified: bool, allow_dirty: bool, since: str | None, pdf: bool) -> None:
     """Freeze the manual at the current commit as editions/NAME/."""
-    from fmbuild.config import ConfigError
     from fmbuild.editions.cut import CutOptions, cut_edition
     from fmbuild.editions.store import check_name
     from fmbuild.vault.load import load_project
 
     check_name(name)
-    try:
-        config, vault = load_project()
-    except ConfigError as exc:
-        raise EditionError(str(exc)) from None
+    config, vault = load_project()
     assert config is not None
     say = lambda m: echo(m, err=True)
     result = cut_edition(config, vault, name, CutOptions(allow_unverified, allow_dirty, since, pdf), log=say)

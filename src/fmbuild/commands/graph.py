@@ -21,7 +21,6 @@ import click
 import networkx as nx
 
 from fmbuild.commands.common import EXIT_FINDINGS, EXIT_USAGE, fail_usage
-from fmbuild.config import ConfigError
 from fmbuild.terminal import echo
 
 EXPORT_FORMATS = ("json", "graphml", "dot", "mermaid", "navigator")
@@ -109,11 +108,7 @@ def _load_graph(vault_dir: Path | None, no_cache: bool) -> tuple[nx.MultiDiGraph
     from fmbuild.graph.build import build_graph
     from fmbuild.vault import load as loading
 
-    try:
-        config, vault = loading.load_project(vault=vault_dir, use_cache=not no_cache)
-    except ConfigError as exc:
-        fail_usage(str(exc))
-        raise  # unreachable: fail_usage exits
+    config, vault = loading.load_project(vault=vault_dir, use_cache=not no_cache)
     return build_graph(vault, config), vault.root, config.site.url if config is not None else ""
 
 

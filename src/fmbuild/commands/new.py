@@ -24,14 +24,9 @@ if TYPE_CHECKING:
 
 
 def _vault() -> tuple[Config, Vault]:
-    from fmbuild.config import ConfigError
     from fmbuild.vault.load import load_project
 
-    try:
-        config, vault = load_project()
-    except ConfigError as exc:
-        fail_usage(str(exc))
-        raise
+    config, vault = load_project()
     if config is None:
         fail_usage("fmbuild new needs the project's fmbuild.toml")
         raise AssertionError  # unreachable: fail_usage exits
@@ -57,15 +52,12 @@ def _report(files: list[Path]) -> None:
 
 
 def _make(kind: str, title: str, **options: object) -> None:
-    from fmbuild.scaffold.create import NoteRequest, ScaffoldError, create_note
+    from fmbuild.scaffold.create import NoteRequest, create_note
 
     config, vault = _vault()
     request = NoteRequest(kind=kind, title=title, **options)  # type: ignore[arg-type]
     try:
         created = create_note(config, vault, request)
-    except ScaffoldError as exc:
-        fail_usage(str(exc))
-        return
     except OSError as exc:
         fail_usage(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
         return
@@ -145,12 +137,8 @@ def reference(title: str, chapter: int | None, tags: tuple[str, ...], module: st
 @click.option("--title", help="One line on what it demonstrates (default: the name).")
 def module(name: str, title: str | None) -> None:
     """An evidence module evidence/NAME/ (run.py, README.md, module.toml)."""
-    from fmbuild.scaffold.create import ScaffoldError, create_module
+    from fmbuild.scaffold.create import create_module
 
     config = project_config()
-    try:
-        created = create_module(config, name, title)
-    except ScaffoldError as exc:
-        fail_usage(str(exc))
-        return
+    created = create_module(config, name, title)
     _report(created.files)

@@ -21,7 +21,7 @@ from pathlib import Path
 import click
 
 from fmbuild.commands.common import fail_usage
-from fmbuild.config import ConfigError
+from fmbuild.errors import FmError
 from fmbuild.diagnostics import render
 from fmbuild.terminal import echo
 
@@ -50,8 +50,7 @@ def command(dev_addr: str, vault_dir: Path | None) -> None:
     from watchdog.observers import Observer
 
     from fmbuild.site import live
-    from fmbuild.site.build import (BuildCancelled, BuildError, BuildOptions, build_site, default_staging,
-                                    stage_changed_notes)
+    from fmbuild.site.build import BuildCancelled, BuildOptions, build_site, default_staging, stage_changed_notes
     from fmbuild.vault import load as loading
 
     pending = threading.Event()  # an edit not yet staged
@@ -95,12 +94,8 @@ def command(dev_addr: str, vault_dir: Path | None) -> None:
                  "the pages that depend on it follow", err=True)
         return bool(written)
 
-    try:
-        config, vault = loading.load_project(vault=vault_dir)
-        staging = stage()
-    except (ConfigError, BuildError) as exc:
-        fail_usage(str(exc))
-        return
+    config, vault = loading.load_project(vault=vault_dir)
+    staging = stage()
 
     watched = [vault.root]
     if config is not None:
@@ -146,8 +141,8 @@ def command(dev_addr: str, vault_dir: Path | None) -> None:
             except BuildCancelled:
                 with changed_lock:  # a newer edit: its fast step first, then this again
                     changed.update(paths)
-            except (ConfigError, BuildError) as exc:
-                echo(f"fmbuild: error: {exc}", err=True)
+            except FmError as exc:  # keep serving: the next save may fix it
+                echo("\n".join(exc.lines()), err=True)
             except Exception as exc:  # noqa: BLE001 - keep serving: the next save may fix it
                 echo(f"fmbuild: error while converting: {exc.__class__.__name__}: {exc}", err=True)
 

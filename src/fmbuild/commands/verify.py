@@ -82,7 +82,6 @@ def command(
         return
     from rich.console import Console
 
-    from fmbuild.config import ConfigError
     from fmbuild.evidence import report
     from fmbuild.evidence.devices import DeviceError, detect_gpu, host_device
     from fmbuild.evidence.env_policy import pass_env_problem
@@ -90,7 +89,7 @@ def command(
     from fmbuild.evidence.limits import MB, Limits
     from fmbuild.evidence.runner import RunnerOptions
     from fmbuild.evidence.seeds import SeedsRunner
-    from fmbuild.evidence.selection import SelectionError, select
+    from fmbuild.evidence.selection import select
     from fmbuild.vault import load as loading
 
     if record and scale != "full":
@@ -111,11 +110,7 @@ def command(
         problem = pass_env_problem(name)
         if problem:
             fail_usage(f"--pass-env {name}: {problem}")
-    try:
-        config, vault = loading.load_project()
-    except ConfigError as exc:
-        fail_usage(str(exc))
-        return
+    config, vault = loading.load_project()
     if config is None:  # load_project without --vault always has a config; kept for type checkers
         fail_usage("fmbuild verify needs fmbuild.toml")
         return
@@ -124,19 +119,11 @@ def command(
     # Playbooks (notes with step marks) are picked out first; the rest name modules or notes.
     playbooks, module_targets = playbook_verify.split_targets(list(targets), vault, config)
     if changed_since is not None:
-        try:
-            playbooks = playbook_verify.changed(playbooks if targets else None, vault, config, changed_since)
-        except SelectionError as exc:
-            fail_usage(str(exc))
-            return
-    try:
-        if targets and not module_targets and changed_since is None:
-            selected = []
-        else:
-            selected = select(module_targets, vault, config, changed_since=changed_since)
-    except SelectionError as exc:
-        fail_usage(str(exc))
-        return
+        playbooks = playbook_verify.changed(playbooks if targets else None, vault, config, changed_since)
+    if targets and not module_targets and changed_since is None:
+        selected = []
+    else:
+        selected = select(module_targets, vault, config, changed_since=changed_since)
     shard_note = ""
     if part is not None:
         k, n = part
@@ -244,13 +231,9 @@ def _worker_executor_guess(isolation: str) -> Executor:
 
 
 def _connect_ray(address: str | None, isolation: str, gpu_jobs: int, device: str) -> RayDispatch:
-    from fmbuild.evidence.ray_dispatch import DispatchError, RayDispatch
+    from fmbuild.evidence.ray_dispatch import RayDispatch
 
-    try:
-        dispatch = RayDispatch(address, isolation=isolation, gpu_jobs=gpu_jobs)
-    except DispatchError as exc:
-        fail_usage(str(exc))
-        raise  # not reached: fail_usage exits
+    dispatch = RayDispatch(address, isolation=isolation, gpu_jobs=gpu_jobs)
     if device == "cuda" and dispatch.gpus() <= 0:
         described = dispatch.describe()
         dispatch.shutdown()
@@ -280,7 +263,7 @@ def _cancel_on_interrupt(dispatch: RayDispatch | None) -> Iterator[None]:
 
 
 def _merge(files: list[Path], fmt: str, junit: Path | None) -> None:
-    from fmbuild.evidence.merge import MergeError, merge_junit, merge_reports, summary_lines
+    from fmbuild.evidence.merge import merge_junit, merge_reports, summary_lines
 
     reports = [f for f in files if f.suffix.lower() != ".xml"]
     xml_files = [f for f in files if f.suffix.lower() == ".xml"]
@@ -290,13 +273,9 @@ def _merge(files: list[Path], fmt: str, junit: Path | None) -> None:
         fail_usage("--merge got JUnit files: name the merged file with --junit OUT")
     if junit is not None and not xml_files:
         fail_usage("--merge with --junit OUT merges the shards' JUnit files: give them with --merge FILE.xml")
-    try:
-        doc = merge_reports(reports)
-        if junit is not None and xml_files:
-            merge_junit(xml_files, junit)
-    except MergeError as exc:
-        fail_usage(str(exc))
-        return
+    doc = merge_reports(reports)
+    if junit is not None and xml_files:
+        merge_junit(xml_files, junit)
     if fmt == "json":
         click.echo(json.dumps(doc, indent=2))
     else:

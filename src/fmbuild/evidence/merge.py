@@ -15,11 +15,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from fmbuild.errors import FmError
+
 OK_STATUSES = ("passed", "skipped")
 STATUSES = ("passed", "failed", "error", "timeout", "skipped")
 
 
-class MergeError(ValueError):
+class MergeError(FmError, ValueError):
     """A report that cannot be merged; the message names the file and what is wrong."""
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from fmbuild.errors import FmError
 from fmbuild.evidence.contract import ModuleSpec
 from fmbuild.evidence.isolation import ExecResult, Launch
 from fmbuild.evidence.limits import MB, Limits
@@ -34,7 +35,7 @@ ANSWER_GRACE_S = 120.0  # after the module's own timeout, for unpacking, packing
 POLL_S = 0.5
 
 
-class DispatchError(RuntimeError):
+class DispatchError(FmError, RuntimeError):
     """Ray is missing or the cluster cannot be reached: a usage error of `verify`."""
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
+from fmbuild.errors import FmError
 from fmbuild.evidence.contract import ENTRY_POINTS, MODULE_TOML, NOT_INPUTS, read_evidence_block, read_module
 from fmbuild.evidence.runner import Job, NoteClaims
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from fmbuild.vault.model import Note, Vault
 
 
-class SelectionError(ValueError):
+class SelectionError(FmError, ValueError):
     """A target that names nothing, or a git reference that does not resolve (usage error)."""
 
 

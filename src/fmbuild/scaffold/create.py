@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fmbuild import frameworks
+from fmbuild.errors import FmError
 from fmbuild.scaffold.modules import MODULE_NAME, module_files
 from fmbuild.scaffold.notes import (
     DEFAULT_CHAPTER,
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from fmbuild.vault.model import Vault
 
 
-class ScaffoldError(Exception):
+class ScaffoldError(FmError):
     """A request `fmbuild new` cannot honour, said in one line with what to do instead."""
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from fmbuild.config import Config
 from fmbuild.diagnostics import Diagnostic, Severity
+from fmbuild.errors import FmError
 from fmbuild.site import editions as editions_mod
 from fmbuild.site import harden
 from fmbuild.site import urls
@@ -40,12 +41,12 @@ from fmbuild.vault.model import Vault
 from fmbuild.vault.resolve import Resolver
 
 
-class BuildError(Exception):
-    """The build stopped; the message says why. `exit_code` follows fmbuild's convention."""
+class BuildError(FmError):
+    """The build stopped; the message says why (findings: 1, usage: 2), with the check's
+    findings when they stopped it."""
 
     def __init__(self, message: str, exit_code: int = 1, diagnostics: list[Diagnostic] | None = None) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+        super().__init__(message, exit_code=exit_code)
         self.diagnostics = diagnostics or []
 
 

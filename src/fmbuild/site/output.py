@@ -12,11 +12,12 @@ import shutil
 from pathlib import Path
 
 from fmbuild import __version__
+from fmbuild.errors import FmError
 
 MARKER = ".fmbuild-site"
 
 
-class OutputError(Exception):
+class OutputError(FmError):
     """The output folder cannot be used; the message says why and what to do."""
 
 
