@@ -24,9 +24,8 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from fmbuild import __version__, frameworks
-from fmbuild.evidence.claims import check_claim
+from fmbuild.evidence.judgement import judge_all, judged_seeds
 from fmbuild.evidence.contract import read_evidence_block
-from fmbuild.evidence.margins import margin
 from fmbuild.site.anchors import PageIds, opens_with_h1, slug
 from fmbuild.site.edits import EditSet
 from fmbuild.site.evidence_view import EvidenceBook, format_value
@@ -335,33 +334,17 @@ class ManualCompiler:
             lines.append(f'<p class="unverified">Not verified at this Edition: {esc(standing.detail)}</p>')
         record = module.record if module else None
         if block.claims:
-            seeds = [s for s in record.seeds if record.metrics_of(s) is not None] if record is not None else []
+            seeds = judged_seeds(record, self.config.evidence.seeds) if record is not None else []
             lines.append("<table><thead><tr><th>metric</th><th>claim</th><th>measured</th>"
                          f"<th>range over seeds {esc(', '.join(map(str, seeds)))}</th><th>worst margin</th>"
                          "<th>verdict</th></tr></thead><tbody>")
-            for claim in block.claims:
-                span = worst = "–"
-                if record is None:
-                    measured, verdict = "not measured", "no record"
-                else:
-                    v = check_claim(claim, record.metrics)
-                    measured = "not measured" if v.measured is None else format_value(v.measured)
-                    per_seed = [(s, check_claim(claim, record.metrics_of(s) or {})) for s in seeds]
-                    failed = [s for s, sv in per_seed if not sv.ok]
-                    values = [sv.measured for _s, sv in per_seed]
-                    if values and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in values):
-                        low, high = min(values), max(values)
-                        span = format_value(low) if low == high else f"{format_value(low)}–{format_value(high)}"
-                    margins = [margin(claim, record.metrics_of(s) or {}) for s in seeds]
-                    if margins and all(m is not None for m in margins):
-                        worst = f"{min(m for m in margins if m is not None):+.4g}"
-                    if v.ok and not failed:
-                        verdict = "met"
-                    elif failed and len(failed) < len(seeds):
-                        verdict = f"flaky: not met on seed {', '.join(map(str, failed))}"
-                    else:
-                        verdict = f"not met: {v.message}"
-                lines.append(f"<tr><td><code>{esc(claim.metric)}</code></td><td><code>{esc(claim.source)}</code></td>"
+            for j in judge_all(block.claims, record, self.config.evidence.seeds):
+                measured = "not measured" if j.measured is None else format_value(j.measured)
+                span = "–" if j.low is None else (format_value(j.low) if j.low == j.high
+                                                   else f"{format_value(j.low)}–{format_value(j.high)}")
+                worst = "–" if j.worst_margin is None else f"{j.worst_margin:+.4g}"
+                verdict = j.verdict if j.ok or j.verdict.startswith(("flaky", "no record")) else f"not met: {j.message}"
+                lines.append(f"<tr><td><code>{esc(j.metric)}</code></td><td><code>{esc(j.expected)}</code></td>"
                              f"<td>{esc(measured)}</td><td>{esc(span)}</td><td>{esc(worst)}</td><td>{esc(verdict)}</td></tr>")
             lines.append("</tbody></table>")
         if record is not None:

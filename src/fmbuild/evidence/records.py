@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 from fmbuild.evidence import safe_read
 from fmbuild.evidence.metrics_file import dumps_strict
 
-from fmbuild.evidence.claims import check_claim
 from fmbuild.evidence.contract import read_evidence_block, read_module
 from fmbuild.evidence.limits import LIBC
 from fmbuild.evidence.fingerprint import inputs_hash
@@ -328,16 +327,17 @@ def evidence_state(config: Config, note: Note) -> tuple[str, str]:
         return "none", f"{block.module} has no committed record (run: fmbuild verify --record {block.module})"
     if record.status != "passed" or record.scale != "full":
         return "failing", f"the record of {block.module} is {record.status} at {record.scale} scale"
+    from fmbuild.evidence.judgement import judge_all
+
     standard = config.evidence.seeds
-    judged = [s for s in standard if record.metrics_of(s) is not None] or [record.seed]
-    for seed in judged:  # every claim on every recorded seed of the standard
-        metrics = record.metrics_of(seed) or record.metrics
-        unmet = [v for v in (check_claim(c, metrics) for c in block.claims) if not v.ok]
-        if unmet:
-            first = unmet[0]
-            more = f" (and {len(unmet) - 1} more)" if len(unmet) > 1 else ""
-            on = f" on seed {seed}" if len(record.seeds) > 1 or seed != record.seed else ""
-            return "failing", f"claim {first.metric} {first.expected}{on}: {first.message}{more}"
+    failing = [j for j in judge_all(block.claims, record, standard) if not j.ok]
+    if failing:  # reported on the first seed where any claim fails
+        seed = min(s for j in failing for s in j.failed_seeds)
+        unmet = [j for j in failing if seed in j.failed_seeds]
+        first = unmet[0]
+        more = f" (and {len(unmet) - 1} more)" if len(unmet) > 1 else ""
+        on = f" on seed {seed}" if len(record.seeds) > 1 or seed != record.seed else ""
+        return "failing", f"claim {first.metric} {first.expected}{on}: {first.message}{more}"
     if not is_fresh(record, module_dir):
         return "stale", f"{block.module} changed since its record of {record.date} (run: fmbuild verify --record {block.module})"
     if record.missing_seeds(standard):

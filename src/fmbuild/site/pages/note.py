@@ -8,6 +8,8 @@ import html
 from typing import Any
 
 from fmbuild import frameworks
+from fmbuild.evidence.contract import read_evidence_block
+from fmbuild.evidence.judgement import ClaimJudgement, judge_all
 from fmbuild.graph import queries
 from fmbuild.graph.model import FRAMEWORK_FIELDS, MODULE_PREFIX
 from fmbuild.site import urls
@@ -135,62 +137,31 @@ def _deprecation(note: Note, page: str, ctx: SiteContext) -> str:
 # --- evidence --------------------------------------------------------------------------------------
 
 
-def seed_range(claim: dict[str, Any]) -> tuple[str, str]:
-    """(the measured range over the record's seeds, `0.91–0.94`; the worst-case margin, `+0.01`),
-    each '' when the record does not have it (a record from before seeds, a non-numeric claim)."""
-    per_seed = claim.get("seeds")
-    span = ""
-    if isinstance(per_seed, dict) and per_seed:
-        values = [v.get("measured") for v in per_seed.values() if isinstance(v, dict)]
-        numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        if numbers and len(numbers) == len(values):
-            low, high = min(numbers), max(numbers)
-            span = format_value(low) if low == high else f"{format_value(low)}–{format_value(high)}"
-        elif values:
-            shown = sorted({format_value(v) for v in values})
-            span = " / ".join(shown)
-    worst = claim.get("worst_margin")
-    margin = f"{worst:+.4g}" if isinstance(worst, (int, float)) and not isinstance(worst, bool) else ""
-    return span, margin
+def seed_span(j: ClaimJudgement) -> str:
+    """The measured range over the judged seeds ('' when there is none: not numeric, no record)."""
+    if j.low is None or j.high is None:
+        return ""
+    return format_value(j.low) if j.low == j.high else f"{format_value(j.low)}–{format_value(j.high)}"
 
 
 def evidence_panel(note: Note, module: ModuleEvidence, page: str, ctx: SiteContext) -> str:
     record = module.record
+    block = read_evidence_block(note.frontmatter.get("evidence"), ctx.evidence_path)
+    standard = ctx.config.evidence.seeds if ctx.config else None
     claims = []
-    for c in module.claims_for(note):
-        measured = c.get("measured")
-        span, worst = seed_range(c)
+    # The note's current claims, judged on every recorded seed exactly as the manual and
+    # `fmbuild check` judge them (`evidence.judgement`).
+    for j in judge_all(block.claims if block else [], record, standard):
         claims.append({
-            "metric": c.get("metric", ""),
-            "expected": c.get("expected", ""),
-            "measured": "not measured" if measured is None else format_value(measured),
-            "range": span,
-            "worst": worst,
-            "ok": bool(c.get("ok")),
-            "verdict": ("met" if c.get("ok") else "flaky" if c.get("flaky") else "not met"),
-            "message": c.get("message") or "",
+            "metric": j.metric,
+            "expected": j.expected,
+            "measured": "not measured" if j.measured is None else format_value(j.measured),
+            "range": seed_span(j),
+            "worst": "" if j.worst_margin is None else f"{j.worst_margin:+.4g}",
+            "ok": j.ok,
+            "verdict": j.verdict,
+            "message": "" if j.ok else j.message,
         })
-    declared: list[str] = []
-    evidence = note.evidence or {}
-    if isinstance(evidence.get("claims"), dict):
-        declared = [str(k) for k in evidence["claims"]]
-        judged = {c["metric"] for c in claims}
-        for metric in declared:
-            if metric in judged or record is None:
-                continue
-            # Declared on the note but not judged by this record (it predates the claim): show
-            # the claim honestly, with whatever the record measured and no verdict.
-            found, value = module.metric(metric)
-            claims.append({
-                "metric": metric,
-                "expected": str(evidence["claims"][metric]),
-                "measured": format_value(value) if found else "not measured",
-                "range": "",
-                "worst": "",
-                "ok": False,
-                "verdict": "no verdict",
-                "message": "this record predates the claim: run fmbuild verify",
-            })
     values: dict[str, Any] = {
         "module": module,
         "status": module.status,
