@@ -343,3 +343,64 @@ def test_the_compiled_manual_of_an_edition_shows_the_steps_and_their_standing(tm
     manual = (project / "editions/e1/manual.html").read_text()
     assert 'Steps run: 3 <span class="state state-passing">passing</span>' in manual
     assert "<td><code>count</code></td><td>exit 0; output contains &#x27;siem&#x27;; JSON lines == alerts</td><td>passed</td>" in manual
+
+
+def test_check_sees_a_record_go_stale_when_another_note_it_reads_changes(tmp_path: Path) -> None:
+    """A command sheet's steps may read other notes; their edit must not hide behind the check's
+    reuse of the sheet's own findings (the sheet itself is unchanged)."""
+    import os
+    import time
+
+    project = make_project(tmp_path)
+    other = project / "vault" / "playbooks" / "notes-read.md"
+    other.write_text("---\ntitle: Notes read\nid: pb-002\ntags: [type/playbook]\nmaturity: draft\ncreated: 2026-12-01\n"
+                     "updated: 2026-12-01\n---\n\n# Notes read\n\nOne line.\n")
+    edit(project, "maturity: draft", "maturity: verified")
+    edit(project, "%% step id=collect %%", "%% step id=notes %%\n```bash\nwc -l < vault/playbooks/notes-read.md\n```\n\n"
+                                          "%% step id=collect %%")
+    assert fmbuild(project, "verify", NOTE, "--record").returncode == 0
+
+    stamp: list[float] = []
+
+    def settled_check() -> int:
+        # The check reuses findings only for files older than a couple of seconds: make them so,
+        # with one fixed time, so that a file's identity changes only when its content does.
+        past = time.time() - 3600 if not stamp else stamp[0]
+        stamp[:] = [past]
+        for folder, _dirs, files in os.walk(project):
+            for name in files:
+                os.utime(os.path.join(folder, name), (past, past))
+        return fmbuild(project, "check").returncode
+
+    assert settled_check() == 0
+    assert settled_check() == 0  # now from the stored findings
+    original = other.read_text()
+    other.write_text(original.replace("One line.", "One line.\nAnd another."))
+    assert settled_check() == 1, "the record is stale: the note its steps read changed"
+    other.write_text(original)
+    assert settled_check() == 0
+
+
+def test_check_sees_a_file_outside_the_vault_that_steps_read_change(tmp_path: Path) -> None:
+    """The same for a repository file outside the vault and the evidence folder."""
+    import os
+
+    project = make_project(tmp_path)
+    outside = project / "data" / "inventory.txt"
+    outside.parent.mkdir()
+    outside.write_text("one\ntwo\n")
+    edit(project, "maturity: draft", "maturity: verified")
+    edit(project, "%% step id=collect %%", "%% step id=inventory %%\n```bash\nwc -l < data/inventory.txt\n```\n\n"
+                                          "%% step id=collect %%")
+    assert fmbuild(project, "verify", NOTE, "--record").returncode == 0
+    past = 1_700_000_000
+
+    def settled_check() -> int:
+        for folder, _dirs, files in os.walk(project):
+            for name in files:
+                os.utime(os.path.join(folder, name), (past, past))
+        return fmbuild(project, "check").returncode
+
+    assert settled_check() == 0 and settled_check() == 0
+    outside.write_text("one\ntwo\nthree\n")
+    assert settled_check() == 1, "the record is stale: a file its steps read changed"

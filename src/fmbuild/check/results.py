@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -59,7 +60,7 @@ def keys(vault: Vault, config: Config | None) -> tuple[str, str] | None:
     else:
         h.update(json.dumps(config.raw, sort_keys=True, default=str).encode() + b"\0")
         h.update(f"{config.project_root}\0{config.vault_path}\0".encode())
-        if not _evidence(h, vault, config, now):
+        if not _evidence(h, vault, config, now) or not _step_inputs(h, vault, config, now):
             return None
     for group, paths in (("n", vault.notes), ("a", vault.attachments), ("u", vault.unparsed), ("f", vault.folders)):
         for path in sorted(paths):
@@ -123,12 +124,46 @@ def _evidence(h: Any, vault: Vault, config: Config, now: float) -> bool:
     return True
 
 
+_STEP_MARK = re.compile(r"^[ \t]*%%[ \t]*step\b", re.M)
+
+
+def _step_inputs(h: Any, vault: Vault, config: Config, now: float) -> bool:
+    """The identity of the files outside the vault that playbook and command-sheet steps name
+    (a steps' record is fresh only while they are unchanged); the notes they name are in the key
+    already, by content."""
+    from fmbuild.playbooks.run import STEP_TYPES, referenced_files
+    from fmbuild.playbooks.steps import parse_steps
+
+    vault_root = vault.root.resolve()
+    for path in sorted(p for p, n in vault.notes.items() if n.type in STEP_TYPES):
+        try:
+            text = (vault.root / path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue  # the loader reports it; the note's findings say so
+        if _STEP_MARK.search(text) is None:
+            continue  # no step marks (most playbooks of a large vault): nothing to parse
+        steps = parse_steps(text).steps
+        for file in referenced_files(config.project_root, steps):
+            if file == vault_root or vault_root in file.parents:
+                continue
+            try:
+                st = file.stat()
+            except OSError:
+                return False
+            if now - st.st_mtime < _RACY_S:
+                return False
+            h.update(f"step-input\0{file}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode("utf-8", "surrogateescape"))
+    return True
+
+
 # Rules whose findings on a note depend only on that note (and the context: fmbuild.toml, the
 # evidence folder, fmbuild itself). The others look across notes (links, ids, the graph).
 LOCAL_RULES = frozenset({
     "schema-fields", "schema-tags", "unsafe-html", "framework-ids",
     "evidence-block", "maturity-earned", "evidence-stale", "metric-refs", "metric-format", "log-refs",
-    "step-marks", "step-maturity",  # a note's own step marks, and its record under the evidence folder
+    "step-marks",  # a note's own step marks
+    # Not "step-maturity": a steps' record is fresh only while every file the steps name is
+    # unchanged, and those can be other notes, which the context key leaves out.
 })
 
 _Plain = tuple[str, int, int, str, str, str]
