@@ -114,13 +114,20 @@ def _evidence(h: Any, vault: Vault, config: Config, now: float) -> bool:
             if path is None:
                 h.update(f"input\0{name}\0missing\n".encode())
                 continue
-            try:
-                st = path.stat()
-            except OSError:
+            if not _identity(h, "input", name, path, now):
                 return False
-            if now - st.st_mtime < _RACY_S:
-                return False
-            h.update(f"input\0{name}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode())
+    return True
+
+
+def _identity(h: Any, kind: str, name: object, path: Path, now: float) -> bool:
+    """Feed a file's identity (size, mtime, inode); False when it is unreadable or too fresh."""
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    if now - st.st_mtime < _RACY_S:
+        return False
+    h.update(f"{kind}\0{name}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode("utf-8", "surrogateescape"))
     return True
 
 
@@ -146,13 +153,8 @@ def _step_inputs(h: Any, vault: Vault, config: Config, now: float) -> bool:
         for file in referenced_files(config.project_root, steps):
             if file == vault_root or vault_root in file.parents:
                 continue
-            try:
-                st = file.stat()
-            except OSError:
+            if not _identity(h, "step-input", file, file, now):
                 return False
-            if now - st.st_mtime < _RACY_S:
-                return False
-            h.update(f"step-input\0{file}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode("utf-8", "surrogateescape"))
     return True
 
 
