@@ -45,9 +45,8 @@ class ClaimJudgement:
 def judged_seeds(record: Record, standard: tuple[int, ...] | list[int] | None = None) -> list[int]:
     """The seeds a record's claims are judged on: those of the standard it measured (all it
     measured without a standard), or its one seed for a record from before seeds."""
-    if standard is not None:
-        return [s for s in standard if record.metrics_of(s) is not None] or [record.seed]
-    return [s for s in record.seeds if record.metrics_of(s) is not None] or [record.seed]
+    wanted = record.seeds if standard is None else standard
+    return [s for s in wanted if record.metrics_of(s) is not None] or [record.seed]
 
 
 def judge(claim: Claim, record: Record | None, standard: tuple[int, ...] | list[int] | None = None) -> ClaimJudgement:

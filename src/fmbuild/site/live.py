@@ -29,7 +29,7 @@ built = threading.Condition(_lock)  # notified after each build; `builds` counts
 
 def start() -> None:
     with _lock:
-        _state.update(active=True, pages=[], rebuilt=set(), fresh={}, index={}, builds=0, last=None)
+        _state.update(active=True, pages=[], rebuilt=set(), fresh={}, index={}, builds=0)
 
 
 def stop() -> None:
@@ -153,7 +153,6 @@ def build_finished(site_dir: str | Path) -> dict[str, int]:
             data["docs"] = [e for page in _state["pages"] for e in index.get(page, [])]
             path.write_text(json.dumps(data, separators=(",", ":"), default=str), encoding="utf-8")
         _state["builds"] += 1
-        _state["last"] = summary
         built.notify_all()
     return summary
 
